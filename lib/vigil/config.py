@@ -1,0 +1,441 @@
+"""vigil's settings: built-in defaults < YAML file < ``VIGIL_*`` environment variables.
+
+The file has the seed's shape (``config/monitoring.yaml``)::
+
+    error_handling:
+      circuit_breaker: {default_failure_threshold: 5, default_recovery_timeout: 60.0}
+      retry: {default_max_attempts: 3, default_initial_delay: 1.0, default_max_delay: 60.0}
+    monitoring:
+      logging: {level: INFO, buffer_size: 1000}
+      ...
+
+Every setting is a field of a frozen dataclass, validated when the dataclass is built, so a
+:class:`VigilConfig` that exists is a valid one. Each key has an environment variable named
+after its path: ``monitoring.logging.level`` is ``VIGIL_MONITORING_LOGGING_LEVEL``.
+``VIGIL_CONFIG`` names the file to read when :func:`configure` is given none.
+
+Errors are :class:`ConfigError`, naming the key path, the value received and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import threading
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "AlertSettings",
+    "CircuitBreakerSettings",
+    "ConfigError",
+    "ErrorHandlingSettings",
+    "LoggingSettings",
+    "MetricsSettings",
+    "MonitoringSettings",
+    "ResourceMonitoringSettings",
+    "RetrySettings",
+    "TracingSettings",
+    "VigilConfig",
+    "configure",
+    "env_variables",
+    "get_config",
+    "load_config",
+    "on_configure",
+]
+
+ENV_PREFIX = "VIGIL_"
+CONFIG_FILE_ENV = "VIGIL_CONFIG"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A setting is wrong. ``key`` is the dotted path, ``value`` what was given."""
+
+    def __init__(self, key: str, value: object, allowed: str, *, hint: str = "") -> None:
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        self.hint = hint
+        message = f"{key}: got {value!r}; {allowed}" if key else f"got {value!r}; {allowed}"
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message)
+
+    def under(self, prefix: str) -> ConfigError:
+        """The same error with its key placed under ``prefix``."""
+        key = f"{prefix}.{self.key}" if self.key else prefix
+        return ConfigError(key, self.value, self.allowed, hint=self.hint)
+
+
+# --- field declarations -------------------------------------------------------------------
+
+
+def _setting(default: Any, *, doc: str, minimum: float | None = None, exclusive: bool = False,
+             choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its constraint and its one-line description (for the README)."""
+    meta = {"doc": doc, "minimum": minimum, "exclusive": exclusive, "choices": choices}
+    if isinstance(default, list | tuple):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _positive(default: Any, doc: str) -> Any:
+    return _setting(default, doc=doc, minimum=0, exclusive=True)
+
+
+def _validate(obj: Any) -> None:
+    """Check every field of a settings dataclass against its declared type and constraint."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        expected = hints[f.name]
+        if dataclasses.is_dataclass(expected):
+            if not isinstance(value, expected):  # type: ignore[arg-type]
+                raise ConfigError(f.name, value, f"expected a mapping of {expected.__name__}")
+            continue
+        _check_type(f.name, value, expected)
+        meta = f.metadata
+        minimum = meta.get("minimum")
+        if minimum is not None:
+            too_small = value <= minimum if meta.get("exclusive") else value < minimum
+            if too_small:
+                bound = f"> {minimum}" if meta.get("exclusive") else f">= {minimum}"
+                raise ConfigError(f.name, value, f"must be a number {bound}")
+        choices = meta.get("choices")
+        if choices is not None and value not in choices:
+            raise ConfigError(f.name, value, f"must be one of {', '.join(choices)}")
+
+
+def _check_type(key: str, value: Any, expected: Any) -> None:
+    if expected is bool:
+        ok = isinstance(value, bool)
+        allowed = "expected true or false"
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        allowed = "expected an integer"
+    elif expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        allowed = "expected a number"
+    elif expected is str:
+        ok = isinstance(value, str)
+        allowed = "expected a string"
+    elif typing.get_origin(expected) is tuple:
+        ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+        allowed = "expected a list of strings"
+    else:  # pragma: no cover - a settings class declared a type this module does not know
+        raise TypeError(f"unsupported settings type {expected!r} for {key}")
+    if not ok:
+        raise ConfigError(key, value, allowed)
+
+
+class _Settings:
+    """Base for the settings dataclasses: validation on construction, float coercion."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            # YAML writes 60 for 60.0: accept an int where a float is declared, store a float.
+            if hints[f.name] is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+        _validate(self)
+
+
+# --- the settings tree (names follow the seed's YAML) -------------------------------------
+
+
+@dataclass(frozen=True)
+class CircuitBreakerSettings(_Settings):
+    default_failure_threshold: int = _setting(
+        5, minimum=1, doc="failures in a row that open a breaker")
+    default_recovery_timeout: float = _positive(
+        60.0, "seconds a breaker stays OPEN before it lets a probe through")
+    default_half_open_max_calls: int = _setting(
+        1, minimum=1, doc="probe calls a HALF_OPEN breaker admits at once")
+
+
+@dataclass(frozen=True)
+class RetrySettings(_Settings):
+    default_max_attempts: int = _setting(3, minimum=1, doc="attempts, the first one included")
+    default_initial_delay: float = _setting(
+        1.0, minimum=0, doc="seconds before the first retry (before jitter)")
+    default_max_delay: float = _setting(
+        60.0, minimum=0, doc="cap on the seconds between two attempts")
+    default_multiplier: float = _setting(
+        2.0, minimum=1, doc="growth of the delay from one retry to the next")
+
+
+@dataclass(frozen=True)
+class ErrorHandlingSettings(_Settings):
+    circuit_breaker: CircuitBreakerSettings = field(default_factory=CircuitBreakerSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+
+
+@dataclass(frozen=True)
+class LoggingSettings(_Settings):
+    level: str = _setting("INFO", choices=LOG_LEVELS, doc="minimum level written")
+    buffer_size: int = _setting(1000, minimum=1, doc="recent entries kept per logger")
+    redact_keys: tuple[str, ...] = _setting(
+        ["password", "secret", "token", "api_key", "authorization", "cookie"],
+        doc="metadata keys containing any of these (case-insensitive) are written as [REDACTED]")
+
+
+@dataclass(frozen=True)
+class MetricsSettings(_Settings):
+    retention_count: int = _setting(1000, minimum=1, doc="recent records kept per metric name")
+    max_series_per_metric: int = _setting(
+        500, minimum=1, doc="label sets per metric before new ones go to one 'other' series")
+
+
+@dataclass(frozen=True)
+class TracingSettings(_Settings):
+    enabled: bool = _setting(True, doc="record traces (ids are still made when off)")
+    trace_retention: int = _setting(1000, minimum=1, doc="completed trace entries kept")
+    max_active_traces: int = _setting(
+        10000, minimum=1, doc="entries started but not ended; the oldest is dropped past it")
+
+
+@dataclass(frozen=True)
+class ResourceMonitoringSettings(_Settings):
+    enabled: bool = _setting(True, doc="allow the background resource sampler")
+    interval: float = _positive(5.0, "seconds between two resource samples")
+
+
+@dataclass(frozen=True)
+class AlertSettings(_Settings):
+    buffer_size: int = _setting(1000, minimum=1, doc="recent alerts kept")
+    dedup_window: float = _setting(
+        60.0, minimum=0, doc="seconds in which a repeated alert is counted, not dispatched")
+    handler_timeout: float = _positive(
+        10.0, "seconds a handler may run before it is reported as hung")
+    queue_size: int = _setting(1000, minimum=1, doc="alerts waiting per handler before drops")
+
+
+@dataclass(frozen=True)
+class MonitoringSettings(_Settings):
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
+    resource_monitoring: ResourceMonitoringSettings = field(
+        default_factory=ResourceMonitoringSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+
+
+@dataclass(frozen=True)
+class VigilConfig(_Settings):
+    """All of vigil's settings. Build it with :func:`load_config`; it is immutable."""
+
+    error_handling: ErrorHandlingSettings = field(default_factory=ErrorHandlingSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+
+
+# --- building from mappings ---------------------------------------------------------------
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], path: str) -> Any:
+    """Build settings class ``cls`` from ``data``, naming the full key path in any error."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(path or "<root>", data, f"expected a mapping of {cls.__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+            hint = f"did you mean {(path + '.' if path else '') + close[0]!r}?" if close else ""
+            raise ConfigError(key_path, value, f"unknown key; known: {', '.join(names)}",
+                              hint=hint)
+        expected = hints[key]
+        kwargs[key] = _build(expected, value, key_path) if dataclasses.is_dataclass(expected) \
+            else value
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise err.under(path) if path else err from None
+
+
+def _to_mapping(obj: Any) -> dict[str, Any]:
+    return {f.name: (_to_mapping(v) if dataclasses.is_dataclass(v := getattr(obj, f.name))
+                     else v) for f in dataclasses.fields(obj)}
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _leaves(cls: type[Any], path: str = "") -> list[tuple[str, dataclasses.Field[Any], Any]]:
+    """Every settings leaf as (dotted path, field, declared type)."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{path}.{f.name}" if path else f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            out.extend(_leaves(hints[f.name], key))
+        else:
+            out.append((key, f, hints[f.name]))
+    return out
+
+
+def env_variables() -> dict[str, tuple[str, dataclasses.Field[Any], Any]]:
+    """The ``VIGIL_*`` variable for every setting: name -> (key path, field, type)."""
+    return {ENV_PREFIX + key.replace(".", "_").upper(): (key, f, t)
+            for key, f, t in _leaves(VigilConfig)}
+
+
+def _parse_env(name: str, key: str, raw: str, expected: Any) -> Any:
+    text = raw.strip()
+    try:
+        if expected is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if expected is int:
+            return int(text)
+        if expected is float:
+            return float(text)
+        if typing.get_origin(expected) is tuple:
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        return text
+    except ValueError:
+        kind = {bool: "true or false", int: "an integer", float: "a number"}.get(expected, "")
+        raise ConfigError(key, raw, f"{name} must be {kind}") from None
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    table = env_variables()
+    overrides: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_ENV:
+            continue
+        if name not in table:
+            # Other VIGIL_* variables may belong to the exporter or the user; only flag the
+            # ones that look like a misspelt setting.
+            close = difflib.get_close_matches(name, table, n=1, cutoff=0.85)
+            if close:
+                raise ConfigError(name, raw, "unknown environment variable",
+                                  hint=f"did you mean {close[0]}?")
+            continue
+        key, _field, expected = table[name]
+        value = _parse_env(name, key, raw, expected)
+        node = overrides
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return overrides
+
+
+def _read_file(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(CONFIG_FILE_ENV if path == os.environ.get(CONFIG_FILE_ENV) else "file",
+                          str(file), f"cannot read it: {err.strerror or err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
+        raise ConfigError("file", str(file),
+                          f"is not valid YAML at {where}: {err.problem or err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError("file", str(file), f"is not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError("<root>", data, f"{file} must hold a mapping at the top level")
+    return data
+
+
+Source = str | os.PathLike[str] | Mapping[str, Any] | VigilConfig | None
+
+
+def load_config(source: Source = None, *, environ: Mapping[str, str] | None = None) -> VigilConfig:
+    """Build a :class:`VigilConfig` without installing it.
+
+    ``source`` is a YAML path, a (partial) mapping in the file's shape, or ``None`` for the file
+    named by ``VIGIL_CONFIG`` (if any). ``VIGIL_*`` variables from ``environ`` (default: the
+    process environment) override both.
+    """
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = _to_mapping(VigilConfig())
+    if isinstance(source, VigilConfig):
+        data = _to_mapping(source)
+    elif isinstance(source, Mapping):
+        data = _merge(data, source)
+    elif source is not None:
+        data = _merge(data, _read_file(source))
+    elif env.get(CONFIG_FILE_ENV):
+        data = _merge(data, _read_file(env[CONFIG_FILE_ENV]))
+    data = _merge(data, _from_environment(env))
+    built: VigilConfig = _build(VigilConfig, data, "")
+    return built
+
+
+# --- the active configuration -------------------------------------------------------------
+
+_lock = threading.Lock()
+_current: VigilConfig | None = None
+_listeners: list[Callable[[VigilConfig], None]] = []
+
+
+def get_config() -> VigilConfig:
+    """The active configuration, loaded on first use from ``VIGIL_CONFIG`` and ``VIGIL_*``."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = load_config()
+    return _current
+
+
+def configure(path_or_mapping: Source = None) -> VigilConfig:
+    """Load a configuration, make it the active one and apply it to vigil's shared objects.
+
+    Objects built afterwards read it; the module-level singletons (``performance_monitor``,
+    ``execution_tracer``, ``alert_manager``, loggers without an explicit level) are updated.
+    Returns the configuration. Raises :class:`ConfigError` and changes nothing on bad input.
+    """
+    global _current
+    config = load_config(path_or_mapping)
+    with _lock:
+        _current = config
+        listeners = list(_listeners)
+    for listener in listeners:
+        listener(config)
+    return config
+
+
+def on_configure(listener: Callable[[VigilConfig], None]) -> Callable[[VigilConfig], None]:
+    """Call ``listener(config)`` each time :func:`configure` installs a configuration."""
+    with _lock:
+        _listeners.append(listener)
+    return listener
+
+
+def _reset_for_tests() -> None:
+    """Forget the active configuration (the next :func:`get_config` loads it again)."""
+    global _current
+    with _lock:
+        _current = None
+

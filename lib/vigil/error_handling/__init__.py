@@ -1,0 +1,1 @@
+"""The error-handling half of vigil (arrives with the error-handling issue)."""

@@ -1,0 +1,1 @@
+"""The monitoring half of vigil (re-exports filled in by the lead)."""
