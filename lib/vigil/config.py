@@ -96,8 +96,8 @@ def _validate(obj: Any) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         expected = hints[f.name]
-        if dataclasses.is_dataclass(expected):
-            if not isinstance(value, expected):  # type: ignore[arg-type]
+        if isinstance(expected, type) and dataclasses.is_dataclass(expected):
+            if not isinstance(value, expected):
                 raise ConfigError(f.name, value, f"expected a mapping of {expected.__name__}")
             continue
         _check_type(f.name, value, expected)
@@ -188,6 +188,11 @@ class LoggingSettings(_Settings):
         ["password", "secret", "token", "api_key", "authorization", "cookie"],
         doc="metadata keys containing any of these (case-insensitive) are written as [REDACTED]")
 
+    def __post_init__(self) -> None:
+        if isinstance(self.level, str):  # "info" and "INFO" both mean INFO
+            object.__setattr__(self, "level", self.level.upper())
+        super().__post_init__()
+
 
 @dataclass(frozen=True)
 class MetricsSettings(_Settings):
@@ -256,8 +261,8 @@ def _build(cls: type[Any], data: Mapping[str, Any], path: str) -> Any:
             raise ConfigError(key_path, value, f"unknown key; known: {', '.join(names)}",
                               hint=hint)
         expected = hints[key]
-        kwargs[key] = _build(expected, value, key_path) if dataclasses.is_dataclass(expected) \
-            else value
+        nested = isinstance(expected, type) and dataclasses.is_dataclass(expected)
+        kwargs[key] = _build(expected, value, key_path) if nested else value
     try:
         return cls(**kwargs)
     except ConfigError as err:

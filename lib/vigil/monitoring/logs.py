@@ -1,37 +1,410 @@
-"""STUB - being written by the lead. Stable signature:
+"""JSON logs on stdout, one object per line, with trace ids and redacted secrets.
 
-StructuredLogger(component: str, *, registry=None, stream=None, level=None, buffer_size=None)
-  .debug/.info/.warning/.error/.critical(message, metadata: dict | None = None,
-                                          trace_id: str | None = None, span_id: str | None = None,
-                                          exc_info: bool | BaseException | None = None)
-  .get_recent_logs(count=100) -> list[dict]
+Every line has the same shape, whether it comes from a :class:`StructuredLogger` or, after
+:func:`configure_logging`, from any stdlib logger (third-party libraries included)::
+
+    {"timestamp": "2026-11-28T18:47:34.123Z", "level": "INFO", "component": "FileProcessor",
+     "message": "File processed", "trace_id": "4bf9...", "span_id": "00f0...",
+     "metadata": {"file": "a.pdf"}}
+
+and, when an exception is attached, ``"exception": {"type", "message", "stack"}``.
+
+Serialisation goes through python-json-logger's ``JsonFormatter``, whose encoder turns values
+JSON cannot hold (datetimes, sets, arbitrary objects) into strings instead of raising, so logging
+never raises because of what was logged.
+
+``trace_id``/``span_id``: the arguments when given, else the current trace's (see
+:mod:`vigil.monitoring.context`). The seed passes the id yielded by ``trace_context`` as
+``trace_id``; that id is a W3C *span* id, so when the given ``trace_id`` is the current span's
+id, the line carries the current W3C trace id and that span id, which is what log/trace
+correlation in Grafana, Loki and Tempo expects.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections import deque
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import IO, Any
+
+from prometheus_client import CollectorRegistry
+from pythonjsonlogger.json import JsonFormatter
+
+from vigil.config import LOG_LEVELS, VigilConfig, get_config, on_configure
+from vigil.monitoring import instruments
+from vigil.monitoring.context import current_span
+
+__all__ = [
+    "REDACTED",
+    "JsonLineFormatter",
+    "StructuredLogger",
+    "configure_logging",
+    "get_recent_logs",
+    "redact",
+]
+
+REDACTED = "[REDACTED]"
+_LEVEL_NUMBERS: dict[str, int] = {name: logging.getLevelNamesMapping()[name] for name in LOG_LEVELS}
+_MAX_REDACT_DEPTH = 32  # deeper structures are cut, not recursed into without end
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+# --- timestamps ---------------------------------------------------------------------------
+
+_ts_cache: list[Any] = [-1, ""]  # [whole second, its formatted prefix]; replaced atomically
+
+
+def _rfc3339(epoch: float) -> str:
+    """RFC 3339 in UTC with milliseconds; the per-second prefix is cached (hot path)."""
+    sec = int(epoch)
+    cached_sec, prefix = _ts_cache
+    if sec != cached_sec:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _ts_cache[:] = [sec, prefix]
+    return f"{prefix}.{int((epoch - sec) * 1000):03d}Z"
+
+
+# --- redaction ----------------------------------------------------------------------------
+
+
+def _is_secret(key: object, needles: tuple[str, ...]) -> bool:
+    lowered = str(key).lower()
+    return any(needle in lowered for needle in needles)
+
+
+def redact(value: Any, keys: Iterable[str], _depth: int = 0) -> Any:
+    """A copy of ``value`` with the values of secret-looking keys replaced by ``[REDACTED]``.
+
+    A key is secret when it contains one of ``keys`` (case-insensitive): ``db_password`` and
+    ``X-Api-Key`` both match. Dicts nested in dicts, lists and tuples are redacted too; the
+    caller's objects are never modified.
+    """
+    needles = keys if isinstance(keys, tuple) else tuple(k.lower() for k in keys)
+    if _depth > _MAX_REDACT_DEPTH:
+        return "[TOO DEEP]"
+    if isinstance(value, Mapping):
+        return {k: (REDACTED if _is_secret(k, needles) else redact(v, needles, _depth + 1))
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, needles, _depth + 1) for v in value]
+    return value
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+
+def _exception_fields(exc_info: ExcInfo) -> dict[str, str]:
+    exc_type, exc, tb = exc_info
+    return {
+        "type": exc_type.__qualname__,
+        "message": str(exc),
+        "stack": "".join(traceback.format_exception(exc_type, exc, tb)),
+    }
+
+
+class JsonLineFormatter(JsonFormatter):
+    """python-json-logger's formatter, emitting vigil's line shape.
+
+    :meth:`format` serves stdlib ``LogRecord``\\ s (after :func:`configure_logging`);
+    :meth:`format_entry` serves :class:`StructuredLogger`, which already holds the entry and
+    skips building a ``LogRecord`` it does not need.
+    """
+
+    def __init__(self, redact_keys: Iterable[str] | None = None) -> None:
+        super().__init__(json_ensure_ascii=False)
+        self.redact_keys = tuple(k.lower() for k in (
+            redact_keys if redact_keys is not None
+            else get_config().monitoring.logging.redact_keys))
+
+    def format_entry(self, entry: dict[str, Any]) -> str:
+        line: str = self.jsonify_log_record(entry)
+        return line
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.format_entry(self.record_to_entry(record))
+
+    def record_to_entry(self, record: logging.LogRecord) -> dict[str, Any]:
+        """A stdlib record as a vigil entry: extras become (redacted) metadata."""
+        span = current_span()
+        extras = {k: v for k, v in record.__dict__.items()
+                  if k not in _RECORD_ATTRS and not k.startswith("_")}
+        trace_id = extras.pop("trace_id", None) or (span.trace_id if span else None)
+        span_id = extras.pop("span_id", None) or (span.span_id if span else None)
+        entry: dict[str, Any] = {
+            "timestamp": _rfc3339(record.created),
+            "level": record.levelname,
+            "component": record.name,
+            "message": record.getMessage(),
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "metadata": redact(extras, self.redact_keys),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exception"] = _exception_fields(record.exc_info)
+        return entry
+
+
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message", "asctime", "taskName"}
+
+
+# --- writing ------------------------------------------------------------------------------
+
+_write_lock = threading.Lock()  # one line at a time, whichever logger writes it
+
+
+def _write_line(stream: IO[str] | None, line: str) -> None:
+    out = stream if stream is not None else sys.stdout  # looked up late: capture/redirect work
+    with _write_lock:
+        out.write(line + "\n")
+        out.flush()
+
+
+class _LevelCounter:
+    """``vigil_log_messages_total{level}`` with one child bound per level."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        family = instruments.counter(registry, "vigil_log_messages_total",
+                                     "Log lines written, by level.", ["level"])
+        self.children = {name: family.labels(name) for name in LOG_LEVELS}
+
+    def inc(self, level: str) -> None:
+        child = self.children.get(level)
+        if child is not None:
+            child.inc()
+
+
+def _default_registry() -> CollectorRegistry:
+    from vigil.monitoring.metrics import performance_monitor  # late: metrics imports nothing here
+
+    return performance_monitor.registry
+
+
+class JsonLineHandler(logging.Handler):
+    """A stdlib handler writing vigil JSON lines and counting them by level."""
+
+    def __init__(self, stream: IO[str] | None = None, registry: CollectorRegistry | None = None,
+                 redact_keys: Iterable[str] | None = None) -> None:
+        super().__init__()
+        self.stream = stream
+        self.setFormatter(JsonLineFormatter(redact_keys))
+        self._counter = _LevelCounter(registry if registry is not None else _default_registry())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            _write_line(self.stream, line)
+            self._counter.inc(record.levelname)
+        except Exception:
+            self.handleError(record)
+
+
+# --- the seed's logger --------------------------------------------------------------------
+
+_loggers: weakref.WeakSet[StructuredLogger] = weakref.WeakSet()
+_loggers_lock = threading.Lock()
 
 
 class StructuredLogger:
-    def __init__(self, component: str, **kwargs: Any) -> None:
+    """A component's JSON logger, as in the seed: ``StructuredLogger("FileProcessor")``.
+
+    ``level``, ``buffer_size`` and ``redact_keys`` default to ``monitoring.logging.*`` and follow
+    later :func:`vigil.configure` calls while they are not given here. ``stream`` defaults to
+    the current ``sys.stdout``; ``registry`` to the one the exporter serves.
+    """
+
+    def __init__(self, component: str, *, registry: CollectorRegistry | None = None,
+                 stream: IO[str] | None = None, level: str | None = None,
+                 buffer_size: int | None = None,
+                 redact_keys: Iterable[str] | None = None) -> None:
+        settings = get_config().monitoring.logging
         self.component = component
+        self._stream = stream
+        self._fixed_level = _level_number(level) if level is not None else None
+        self._fixed_buffer = buffer_size is not None
+        self._fixed_redact = redact_keys is not None
+        self._level = self._fixed_level if self._fixed_level is not None else \
+            _LEVEL_NUMBERS[settings.level]
+        size = buffer_size if buffer_size is not None else settings.buffer_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            from vigil.config import ConfigError
 
-    def _log(self, level: str, message: str, metadata: dict[str, Any] | None = None,
+            raise ConfigError("buffer_size", buffer_size, "must be an integer >= 1")
+        self._buffer: deque[dict[str, Any]] = deque(maxlen=size)
+        self._formatter = JsonLineFormatter(redact_keys)
+        self._counter = _LevelCounter(registry if registry is not None else _default_registry())
+        with _loggers_lock:
+            _loggers.add(self)
+
+    # The five levels; each takes the seed's keywords.
+    def debug(self, message: str, metadata: Mapping[str, Any] | None = None, *,
+              trace_id: str | None = None, span_id: str | None = None,
+              exc_info: bool | BaseException | ExcInfo | None = None) -> None:
+        """Log at DEBUG."""
+        if self._level <= logging.DEBUG:
+            self._log("DEBUG", message, metadata, trace_id, span_id, exc_info)
+
+    def info(self, message: str, metadata: Mapping[str, Any] | None = None, *,
              trace_id: str | None = None, span_id: str | None = None,
-             exc_info: Any = None) -> None:
-        pass
+             exc_info: bool | BaseException | ExcInfo | None = None) -> None:
+        """Log at INFO."""
+        if self._level <= logging.INFO:
+            self._log("INFO", message, metadata, trace_id, span_id, exc_info)
 
-    def debug(self, message: str, **kw: Any) -> None:
-        self._log("DEBUG", message, **kw)
+    def warning(self, message: str, metadata: Mapping[str, Any] | None = None, *,
+                trace_id: str | None = None, span_id: str | None = None,
+                exc_info: bool | BaseException | ExcInfo | None = None) -> None:
+        """Log at WARNING."""
+        if self._level <= logging.WARNING:
+            self._log("WARNING", message, metadata, trace_id, span_id, exc_info)
 
-    def info(self, message: str, **kw: Any) -> None:
-        self._log("INFO", message, **kw)
+    def error(self, message: str, metadata: Mapping[str, Any] | None = None, *,
+              trace_id: str | None = None, span_id: str | None = None,
+              exc_info: bool | BaseException | ExcInfo | None = None) -> None:
+        """Log at ERROR; inside an ``except`` block the exception is attached automatically."""
+        if self._level <= logging.ERROR:
+            self._log("ERROR", message, metadata, trace_id, span_id,
+                      True if exc_info is None else exc_info)
 
-    def warning(self, message: str, **kw: Any) -> None:
-        self._log("WARNING", message, **kw)
+    def critical(self, message: str, metadata: Mapping[str, Any] | None = None, *,
+                 trace_id: str | None = None, span_id: str | None = None,
+                 exc_info: bool | BaseException | ExcInfo | None = None) -> None:
+        """Log at CRITICAL; inside an ``except`` block the exception is attached automatically."""
+        if self._level <= logging.CRITICAL:
+            self._log("CRITICAL", message, metadata, trace_id, span_id,
+                      True if exc_info is None else exc_info)
 
-    def error(self, message: str, **kw: Any) -> None:
-        self._log("ERROR", message, **kw)
+    def exception(self, message: str, metadata: Mapping[str, Any] | None = None, *,
+                  trace_id: str | None = None, span_id: str | None = None) -> None:
+        """Log at ERROR with the exception being handled (call it inside ``except``)."""
+        self.error(message, metadata, trace_id=trace_id, span_id=span_id, exc_info=True)
 
-    def critical(self, message: str, **kw: Any) -> None:
-        self._log("CRITICAL", message, **kw)
+    def get_recent_logs(self, count: int = 100) -> list[dict[str, Any]]:
+        """The last ``count`` entries this logger wrote, oldest first (bounded by buffer_size)."""
+        if count <= 0:
+            return []
+        entries = list(self._buffer)
+        return entries[-count:]
+
+    @property
+    def level(self) -> str:
+        """The minimum level written."""
+        return logging.getLevelName(self._level)
+
+    def _log(self, level: str, message: str, metadata: Mapping[str, Any] | None,
+             trace_id: str | None, span_id: str | None,
+             exc_info: bool | BaseException | ExcInfo | None) -> None:
+        try:
+            entry = self._entry(level, message, metadata, trace_id, span_id, exc_info)
+            line = self._formatter.format_entry(entry)
+        except Exception as err:  # never let logging break the caller
+            entry = {"timestamp": _rfc3339(time.time()), "level": level,
+                     "component": self.component, "message": str(message), "trace_id": trace_id,
+                     "span_id": span_id, "metadata": {"log_error": repr(err)}}
+            line = self._formatter.format_entry(entry)
+        self._buffer.append(entry)
+        _write_line(self._stream, line)
+        self._counter.inc(level)
+
+    def _entry(self, level: str, message: str, metadata: Mapping[str, Any] | None,
+               trace_id: str | None, span_id: str | None,
+               exc_info: bool | BaseException | ExcInfo | None) -> dict[str, Any]:
+        span = current_span()
+        if span is not None and (trace_id is None or trace_id == span.span_id):
+            trace_id, span_id = span.trace_id, span_id or span.span_id
+        entry: dict[str, Any] = {
+            "timestamp": _rfc3339(time.time()),
+            "level": level,
+            "component": self.component,
+            "message": message if isinstance(message, str) else str(message),
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "metadata": redact(metadata, self._formatter.redact_keys) if metadata else {},
+        }
+        info = _exc_info(exc_info)
+        if info is not None:
+            entry["exception"] = _exception_fields(info)
+        return entry
+
+    def _apply(self, config: VigilConfig) -> None:
+        settings = config.monitoring.logging
+        if self._fixed_level is None:
+            self._level = _LEVEL_NUMBERS[settings.level]
+        if not self._fixed_buffer and settings.buffer_size != self._buffer.maxlen:
+            self._buffer = deque(self._buffer, maxlen=settings.buffer_size)
+        if not self._fixed_redact:
+            self._formatter.redact_keys = tuple(k.lower() for k in settings.redact_keys)
+
+
+def _exc_info(value: bool | BaseException | ExcInfo | None) -> ExcInfo | None:
+    if value is None or value is False:
+        return None
+    if isinstance(value, BaseException):
+        return type(value), value, value.__traceback__
+    if isinstance(value, tuple):
+        return value
+    current = sys.exc_info()
+    return current if current[0] is not None else None
+
+
+def _level_number(level: str) -> int:
+    name = str(level).upper()
+    if name not in _LEVEL_NUMBERS:
+        from vigil.config import ConfigError
+
+        raise ConfigError("level", level, f"must be one of {', '.join(LOG_LEVELS)}")
+    return _LEVEL_NUMBERS[name]
+
+
+def get_recent_logs(limit: int = 100, *, level: str | None = None,
+                    component: str | None = None) -> list[dict[str, Any]]:
+    """Recent entries across every live :class:`StructuredLogger`, newest first.
+
+    ``level`` keeps entries at that level or above; ``component`` keeps one component's.
+    """
+    minimum = _level_number(level) if level is not None else 0
+    with _loggers_lock:
+        loggers = [lg for lg in _loggers if component is None or lg.component == component]
+    entries = [e for lg in loggers for e in list(lg._buffer)
+               if _LEVEL_NUMBERS.get(e["level"], 0) >= minimum]
+    # Sort oldest first (stable, so a logger's own order survives equal timestamps), then flip.
+    entries.sort(key=lambda e: e["timestamp"])
+    entries.reverse()
+    return entries[:max(0, limit)]
+
+
+# --- the stdlib root logger ---------------------------------------------------------------
+
+
+def configure_logging(level: str | None = None, *, stream: IO[str] | None = None,
+                      registry: CollectorRegistry | None = None) -> JsonLineHandler:
+    """Put vigil's JSON line shape on the stdlib root logger.
+
+    Third-party libraries' records then come out like vigil's own: ``component`` is the
+    logger's name and ``extra=`` fields become ``metadata``. Calling it again replaces the
+    handler it installed before (it never stacks two). Returns the handler.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, JsonLineHandler):
+            root.removeHandler(handler)
+    handler = JsonLineHandler(stream=stream, registry=registry)
+    root.addHandler(handler)
+    root.setLevel(_level_number(level) if level is not None else
+                  _LEVEL_NUMBERS[get_config().monitoring.logging.level])
+    return handler
+
+
+@on_configure
+def _on_configure(config: VigilConfig) -> None:
+    with _loggers_lock:
+        loggers = list(_loggers)
+    for logger in loggers:
+        logger._apply(config)

@@ -1,0 +1,116 @@
+"""vigil.monitoring.context: W3C ids, traceparent headers, context propagation."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from vigil.monitoring.context import (
+    SpanContext,
+    bind_context,
+    continue_trace,
+    current_span,
+    extract_traceparent,
+    format_traceparent,
+    inject_traceparent,
+    new_span_id,
+    new_trace_id,
+    parse_traceparent,
+    use_span,
+)
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+SPAN = "00f067aa0ba902b7"
+
+
+def test_ids_are_w3c_hex_of_the_right_length() -> None:
+    """Trace ids are 32 lowercase hex, span ids 16, and they do not repeat."""
+    traces = {new_trace_id() for _ in range(1000)}
+    spans = {new_span_id() for _ in range(1000)}
+    assert len(traces) == 1000
+    assert len(spans) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", t) for t in traces)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", s) for s in spans)
+
+
+def test_traceparent_round_trip() -> None:
+    """A span formats to the spec's header and parses back to the same ids."""
+    header = format_traceparent(SpanContext(TRACE, SPAN))
+    assert header == f"00-{TRACE}-{SPAN}-01"
+    parsed = parse_traceparent(header)
+    assert parsed == SpanContext(TRACE, SPAN, sampled=True, remote=True)
+
+
+def test_invalid_traceparents_are_ignored() -> None:
+    """Malformed, all-zero and version-ff headers parse to None, as the spec requires."""
+    for header in ("", "garbage", f"00-{'0' * 32}-{SPAN}-01", f"00-{TRACE}-{'0' * 16}-01",
+                   f"ff-{TRACE}-{SPAN}-01", f"00-{TRACE}-{SPAN}-01-extra",
+                   f"00-{TRACE[:-1]}-{SPAN}-01"):
+        assert parse_traceparent(header) is None, header
+
+
+def test_future_versions_with_extra_fields_are_accepted() -> None:
+    """A higher version may append fields; the known prefix is still read."""
+    parsed = parse_traceparent(f"01-{TRACE}-{SPAN}-00-whatever")
+    assert parsed is not None
+    assert parsed.sampled is False
+
+
+def test_inject_and_extract_headers() -> None:
+    """inject writes the current span; extract reads it whatever the header's case."""
+    headers: dict[str, str] = {}
+    with use_span(SpanContext(TRACE, SPAN)):
+        inject_traceparent(headers)
+    assert headers == {"traceparent": f"00-{TRACE}-{SPAN}-01"}
+    assert extract_traceparent({"Traceparent": headers["traceparent"]}) == SpanContext(
+        TRACE, SPAN, remote=True)
+    assert inject_traceparent({}) == {}
+
+
+def test_continue_trace_sets_the_remote_parent() -> None:
+    """Inside continue_trace the current span is the caller's; outside it is gone."""
+    with continue_trace({"traceparent": f"00-{TRACE}-{SPAN}-01"}) as remote:
+        assert current_span() == remote
+        assert remote is not None
+        assert remote.trace_id == TRACE
+    assert current_span() is None
+    with continue_trace("not a header") as nothing:
+        assert nothing is None
+
+
+def test_context_follows_await_and_tasks() -> None:
+    """The current span is visible after an await and inside a task started under it."""
+    span = SpanContext(TRACE, SPAN)
+
+    async def child() -> SpanContext | None:
+        await asyncio.sleep(0)
+        return current_span()
+
+    async def main() -> tuple[SpanContext | None, SpanContext | None]:
+        with use_span(span):
+            await asyncio.sleep(0)
+            seen_after_await = current_span()
+            seen_in_task = await asyncio.create_task(child())
+        return seen_after_await, seen_in_task
+
+    assert asyncio.run(main()) == (span, span)
+
+
+def test_threads_need_bind_context() -> None:
+    """A plain thread starts without the span; bind_context carries it into threads and pools."""
+    span = SpanContext(TRACE, SPAN)
+    seen: list[SpanContext | None] = []
+    with use_span(span):
+        plain = threading.Thread(target=lambda: seen.append(current_span()))
+        bound = threading.Thread(target=bind_context(lambda: seen.append(current_span())))
+        plain.start()
+        bound.start()
+        plain.join()
+        bound.join()
+        with ThreadPoolExecutor(1) as pool:
+            from_pool = pool.submit(bind_context(current_span)).result()
+    assert seen.count(span) == 1
+    assert seen.count(None) == 1
+    assert from_pool == span

@@ -1,0 +1,204 @@
+"""vigil.config: defaults < file < environment, and errors that say what is wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+import vigil
+from vigil.config import (
+    ConfigError,
+    VigilConfig,
+    configure,
+    env_variables,
+    get_config,
+    load_config,
+    on_configure,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SEED = REPO.parent / "shared" / "seed" / "000_66633e8bb7dfdab6.txt"
+
+
+def _seed_yaml() -> str:
+    text = SEED.read_text(encoding="utf-8")
+    match = re.search(r"```yaml\n(# config/monitoring.yaml\n.*?)```", text, re.S)
+    assert match is not None
+    return match.group(1)
+
+
+def test_defaults_match_the_seed() -> None:
+    """With no file and no environment the values are the seed's documented defaults."""
+    config = load_config(environ={})
+    assert config.error_handling.circuit_breaker.default_failure_threshold == 5
+    assert config.error_handling.circuit_breaker.default_recovery_timeout == 60.0
+    assert config.error_handling.retry.default_max_attempts == 3
+    assert config.error_handling.retry.default_initial_delay == 1.0
+    assert config.error_handling.retry.default_max_delay == 60.0
+    assert config.monitoring.logging.level == "INFO"
+    assert config.monitoring.logging.buffer_size == 1000
+    assert config.monitoring.metrics.retention_count == 1000
+    assert config.monitoring.tracing.trace_retention == 1000
+    assert config.monitoring.resource_monitoring.interval == 5.0
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="the seed document is not beside the repository")
+def test_seed_example_loads_unchanged(tmp_path: Path) -> None:
+    """The YAML printed in the seed's Configuration section loads as it is."""
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(_seed_yaml(), encoding="utf-8")
+    config = load_config(path, environ={})
+    assert config == load_config(environ={})
+
+
+def test_shipped_config_file_loads() -> None:
+    """config/monitoring.yaml, shipped in the repository, is valid and holds the defaults."""
+    assert load_config(REPO / "config" / "monitoring.yaml", environ={}) == VigilConfig()
+
+
+def test_file_overrides_defaults_and_environment_overrides_file(tmp_path: Path) -> None:
+    """The order is defaults < file < VIGIL_* variables."""
+    path = tmp_path / "c.yaml"
+    path.write_text("monitoring:\n  logging:\n    level: DEBUG\n    buffer_size: 10\n")
+    config = load_config(path, environ={"VIGIL_MONITORING_LOGGING_BUFFER_SIZE": "20"})
+    assert config.monitoring.logging.level == "DEBUG"
+    assert config.monitoring.logging.buffer_size == 20
+    assert config.monitoring.metrics.retention_count == 1000
+
+
+def test_vigil_config_variable_names_the_file(tmp_path: Path) -> None:
+    """Without an argument, the file named by VIGIL_CONFIG is read."""
+    path = tmp_path / "c.yaml"
+    path.write_text("monitoring:\n  tracing:\n    trace_retention: 7\n")
+    config = load_config(environ={"VIGIL_CONFIG": str(path)})
+    assert config.monitoring.tracing.trace_retention == 7
+
+
+def test_environment_values_are_parsed_by_type() -> None:
+    """Booleans, numbers and comma lists from the environment become typed values."""
+    config = load_config(environ={
+        "VIGIL_MONITORING_TRACING_ENABLED": "false",
+        "VIGIL_MONITORING_RESOURCE_MONITORING_INTERVAL": "2.5",
+        "VIGIL_MONITORING_LOGGING_REDACT_KEYS": "pin, ssn",
+    })
+    assert config.monitoring.tracing.enabled is False
+    assert config.monitoring.resource_monitoring.interval == 2.5
+    assert config.monitoring.logging.redact_keys == ("pin", "ssn")
+
+
+def test_every_setting_has_a_distinct_environment_variable() -> None:
+    """Each leaf key maps to exactly one VIGIL_* name built from its path."""
+    table = env_variables()
+    paths = [path for path, _field, _type in table.values()]
+    assert len(set(paths)) == len(paths)
+    assert table["VIGIL_MONITORING_LOGGING_LEVEL"][0] == "monitoring.logging.level"
+    assert "VIGIL_ERROR_HANDLING_CIRCUIT_BREAKER_DEFAULT_FAILURE_THRESHOLD" in table
+
+
+def test_negative_threshold_names_key_value_and_rule() -> None:
+    """A negative threshold is rejected with its full key path, the value and the bound."""
+    with pytest.raises(ConfigError) as info:
+        load_config({"error_handling": {"circuit_breaker": {"default_failure_threshold": -1}}},
+                    environ={})
+    err = info.value
+    assert err.key == "error_handling.circuit_breaker.default_failure_threshold"
+    assert err.value == -1
+    assert ">= 1" in str(err)
+    assert str(err).startswith("error_handling.circuit_breaker.default_failure_threshold")
+
+
+def test_wrong_type_is_rejected() -> None:
+    """A string where a number belongs is an error, not a silent coercion."""
+    with pytest.raises(ConfigError, match=r"monitoring\.logging\.buffer_size.*expected an integer"):
+        load_config({"monitoring": {"logging": {"buffer_size": "big"}}}, environ={})
+    with pytest.raises(ConfigError, match="expected true or false"):
+        load_config({"monitoring": {"tracing": {"enabled": "yes"}}}, environ={})
+
+
+def test_unknown_key_suggests_the_closest() -> None:
+    """A misspelt key names itself and suggests the valid key it resembles."""
+    with pytest.raises(ConfigError) as info:
+        load_config({"monitoring": {"logging": {"buffer_sise": 5}}}, environ={})
+    assert info.value.key == "monitoring.logging.buffer_sise"
+    assert "did you mean 'monitoring.logging.buffer_size'" in str(info.value)
+
+
+def test_unknown_section_is_rejected() -> None:
+    """An unknown top-level section is an error listing the known ones."""
+    with pytest.raises(ConfigError, match="known: error_handling, monitoring"):
+        load_config({"monitorin": {}}, environ={})
+
+
+def test_bad_yaml_reports_its_line(tmp_path: Path) -> None:
+    """Invalid YAML is reported with the line where the parser stopped."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("monitoring:\n  logging:\n    level: [INFO\n  metrics: {}\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML at line \d+"):
+        load_config(path, environ={})
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    """A file that cannot be read is a ConfigError naming the path."""
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load_config(tmp_path / "absent.yaml", environ={})
+
+
+def test_invalid_log_level_lists_the_levels() -> None:
+    """An unknown log level is rejected with the allowed levels; lower case is accepted."""
+    with pytest.raises(ConfigError, match="DEBUG, INFO, WARNING, ERROR, CRITICAL"):
+        load_config({"monitoring": {"logging": {"level": "LOUD"}}}, environ={})
+    assert load_config({"monitoring": {"logging": {"level": "debug"}}},
+                       environ={}).monitoring.logging.level == "DEBUG"
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    """An unparsable environment value names the variable and its key."""
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={"VIGIL_MONITORING_METRICS_RETENTION_COUNT": "lots"})
+    assert info.value.key == "monitoring.metrics.retention_count"
+    assert "VIGIL_MONITORING_METRICS_RETENTION_COUNT" in str(info.value)
+
+
+def test_misspelt_environment_variable_is_flagged() -> None:
+    """A VIGIL_* variable one letter off a setting is an error with the suggestion."""
+    with pytest.raises(ConfigError, match="did you mean VIGIL_MONITORING_LOGGING_LEVEL"):
+        load_config(environ={"VIGIL_MONITORING_LOGGING_LEVLE": "DEBUG"})
+
+
+def test_unrelated_vigil_variables_are_left_alone() -> None:
+    """Variables not resembling any setting (the exporter's, the user's) are ignored."""
+    assert load_config(environ={"VIGIL_EXPORTER_TOKEN": "x"}) == VigilConfig()
+
+
+def test_config_is_frozen() -> None:
+    """Settings cannot be changed after construction."""
+    config = load_config(environ={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.monitoring.logging.level = "DEBUG"  # type: ignore[misc]
+
+
+def test_integers_are_accepted_for_float_settings() -> None:
+    """YAML's 60 for a float setting is stored as 60.0."""
+    config = load_config({"error_handling": {"retry": {"default_max_delay": 60}}}, environ={})
+    assert isinstance(config.error_handling.retry.default_max_delay, float)
+
+
+def test_configure_installs_and_notifies() -> None:
+    """configure() makes the config active and calls the registered listeners with it."""
+    seen: list[VigilConfig] = []
+    on_configure(seen.append)
+    config = configure({"monitoring": {"metrics": {"retention_count": 5}}})
+    assert get_config() is config
+    assert seen[-1] is config
+    assert vigil.configure is configure
+
+
+def test_configure_with_bad_input_changes_nothing() -> None:
+    """A rejected configuration leaves the active one in place."""
+    before = get_config()
+    with pytest.raises(ConfigError):
+        configure({"monitoring": {"metrics": {"retention_count": 0}}})
+    assert get_config() is before
