@@ -1,1 +1,58 @@
-"""The monitoring half of vigil (re-exports filled in by the lead)."""
+"""The monitoring half of vigil: JSON logs, metrics, resource usage, traces and alerts.
+
+Every name the seed imports from ``app.core.monitoring`` is here::
+
+    from vigil.monitoring import (StructuredLogger, PerformanceMonitor, performance_monitor,
+                                  monitor_performance, ExecutionTracer, execution_tracer,
+                                  trace_execution, trace_context, alert_manager)
+"""
+
+from vigil.monitoring.alerts import Alert, AlertHandler, AlertManager, AlertSeverity, alert_manager
+from vigil.monitoring.context import (
+    SpanContext,
+    bind_context,
+    continue_trace,
+    current_span,
+    extract_traceparent,
+    format_traceparent,
+    inject_traceparent,
+    parse_traceparent,
+)
+from vigil.monitoring.logs import StructuredLogger, configure_logging, get_recent_logs
+from vigil.monitoring.metrics import PerformanceMonitor, monitor_performance, performance_monitor
+from vigil.monitoring.resources import ResourceMonitor, ResourceUsage, capture_resource_usage
+from vigil.monitoring.tracing import (
+    ExecutionTracer,
+    execution_tracer,
+    trace_context,
+    trace_execution,
+)
+
+__all__ = [
+    "Alert",
+    "AlertHandler",
+    "AlertManager",
+    "AlertSeverity",
+    "ExecutionTracer",
+    "PerformanceMonitor",
+    "ResourceMonitor",
+    "ResourceUsage",
+    "SpanContext",
+    "StructuredLogger",
+    "alert_manager",
+    "bind_context",
+    "capture_resource_usage",
+    "configure_logging",
+    "continue_trace",
+    "current_span",
+    "execution_tracer",
+    "extract_traceparent",
+    "format_traceparent",
+    "get_recent_logs",
+    "inject_traceparent",
+    "monitor_performance",
+    "parse_traceparent",
+    "performance_monitor",
+    "trace_context",
+    "trace_execution",
+]

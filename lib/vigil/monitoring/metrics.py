@@ -42,7 +42,7 @@ from vigil.clock import SYSTEM_CLOCK, Clock
 from vigil.config import VigilConfig, get_config, on_configure
 from vigil.monitoring import instruments
 from vigil.monitoring.context import current_span
-from vigil.monitoring.resources import ResourceMonitor, ResourceUsage, capture_resource_usage
+from vigil.monitoring.resources import ResourceMonitor, ResourceUsage
 
 __all__ = [
     "MetricKind",
@@ -203,8 +203,11 @@ class PerformanceMonitor:
     # --- resources (delegated to vigil.monitoring.resources) ------------------------------
 
     def capture_resource_usage(self) -> ResourceUsage:
-        """CPU, memory and threads of this process and the machine, now."""
-        return capture_resource_usage()
+        """CPU, memory and threads of this process and the machine, now.
+
+        Also updates the ``vigil_process_*``/``vigil_system_*`` gauges on this registry.
+        """
+        return self._resource_monitor().sample_once()
 
     def start_monitoring(self, interval: float | None = None) -> bool:
         """Start the background sampler updating ``vigil_process_*``/``vigil_system_*``.
