@@ -20,7 +20,7 @@ from vigil.config import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-SEED = REPO.parent / "shared" / "seed" / "000_66633e8bb7dfdab6.txt"
+SEED = REPO / "tests" / "fixtures" / "seed.md"
 
 
 def _seed_yaml() -> str:

@@ -146,7 +146,7 @@ def _make_gauges(registry: CollectorRegistry) -> _Gauges:
         return gauge(registry, name, doc, multiprocess_mode=mode).metric
 
     return _Gauges(
-        cpu=make("vigil_process_cpu_usage_ratio",
+        cpu=make("vigil_process_cpu_usage_cores",
                  "CPU used by the process since the previous sample, in cores (1 = one core busy).",
                  "livesum"),
         rss=make("vigil_process_resident_memory_bytes",

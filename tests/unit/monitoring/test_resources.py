@@ -123,7 +123,7 @@ def test_sample_once_sets_gauges_to_the_sampled_values(make: Callable[..., Resou
     assert monitor.sample_once() is USAGE
     assert monitor.last_usage is USAGE
     value = registry.get_sample_value
-    assert value("vigil_process_cpu_usage_ratio") == 1.5
+    assert value("vigil_process_cpu_usage_cores") == 1.5
     assert value("vigil_process_resident_memory_bytes") == 64.5 * 1024 * 1024
     assert value("vigil_process_memory_usage_ratio") == 0.125
     assert value("vigil_process_threads") == 7

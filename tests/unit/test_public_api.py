@@ -1,0 +1,47 @@
+"""The public surface: small, sorted, importable, and holding every name the seed uses."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+import vigil
+import vigil.monitoring
+
+SEED_MONITORING_NAMES = {
+    "StructuredLogger", "PerformanceMonitor", "performance_monitor", "monitor_performance",
+    "ExecutionTracer", "execution_tracer", "trace_execution", "trace_context", "alert_manager",
+}
+
+
+@pytest.mark.parametrize("module", [vigil, vigil.monitoring])
+def test_all_is_sorted_and_resolves(module: object) -> None:
+    """__all__ is in sorted() order and every name in it exists."""
+    names = module.__all__  # type: ignore[attr-defined]
+    assert names == sorted(names)
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert hasattr(module, name), name
+
+
+def test_seed_monitoring_names_are_exported() -> None:
+    """Every name the seed imports from app.core.monitoring comes from vigil.monitoring."""
+    assert set(vigil.monitoring.__all__) >= SEED_MONITORING_NAMES
+    assert set(vigil.__all__) >= SEED_MONITORING_NAMES
+
+
+def test_top_level_reexports_are_the_same_objects() -> None:
+    """vigil.X is vigil.monitoring.X, not a copy."""
+    for name in SEED_MONITORING_NAMES:
+        assert getattr(vigil, name) is getattr(vigil.monitoring, name)
+
+
+def test_monitoring_does_not_import_error_handling() -> None:
+    """The one-way rule: monitoring modules never import vigil.error_handling."""
+    for name in ("alerts", "context", "instruments", "logs", "metrics", "resources", "tracing"):
+        module = importlib.import_module(f"vigil.monitoring.{name}")
+        source = Path(str(module.__file__)).read_text(encoding="utf-8")
+        assert "from vigil.error_handling" not in source, name
+        assert "import vigil.error_handling" not in source, name
