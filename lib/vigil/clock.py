@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock", "format_rfc3339"]
 
 
 @runtime_checkable
@@ -56,3 +56,20 @@ class SystemClock:
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
+
+
+_second_cache: tuple[int, str] = (-1, "")  # (whole second, its formatted prefix), swapped whole
+
+
+def format_rfc3339(epoch: float) -> str:
+    """``2026-01-01T00:00:00.250Z``: RFC 3339 in UTC with milliseconds, as every vigil record.
+
+    Called per log line, so the per-second prefix is cached (strftime is most of the cost).
+    """
+    global _second_cache
+    whole, millis = divmod(int(epoch * 1000), 1000)
+    cached_second, prefix = _second_cache
+    if whole != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second_cache = (whole, prefix)
+    return f"{prefix}.{millis:03d}Z"

@@ -50,14 +50,13 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from vigil.clock import SYSTEM_CLOCK, Clock
+from vigil.clock import SYSTEM_CLOCK, Clock, format_rfc3339
 from vigil.config import AlertSettings, VigilConfig, get_config, on_configure
 from vigil.monitoring.instruments import counter
 from vigil.monitoring.logs import StructuredLogger
@@ -150,12 +149,6 @@ class Alert(Mapping[str, Any]):
 
 
 _ALERT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Alert))
-
-
-def _rfc3339(seconds: float) -> str:
-    """Wall-clock seconds as RFC 3339 UTC with milliseconds, the log lines' format."""
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _json_safe(value: Any, depth: int = 0) -> Any:
@@ -362,7 +355,7 @@ class AlertManager:
         component, message, source = str(component), str(message), str(source)
         return Alert(
             id=uuid.uuid4().hex,
-            timestamp=_rfc3339(self._clock.time()),
+            timestamp=format_rfc3339(self._clock.time()),
             severity=level, component=component, message=message,
             metadata=_json_safe(metadata or {}),
             fingerprint=fingerprint or _fingerprint(source, level, component, message, state,

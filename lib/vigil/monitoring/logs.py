@@ -36,6 +36,7 @@ from typing import IO, Any
 from prometheus_client import CollectorRegistry
 from pythonjsonlogger.json import JsonFormatter
 
+from vigil.clock import format_rfc3339
 from vigil.config import LOG_LEVELS, VigilConfig, get_config, on_configure
 from vigil.monitoring import instruments
 from vigil.monitoring.context import current_span
@@ -54,21 +55,6 @@ _LEVEL_NUMBERS: dict[str, int] = {name: logging.getLevelNamesMapping()[name] for
 _MAX_REDACT_DEPTH = 32  # deeper structures are cut, not recursed into without end
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
-
-
-# --- timestamps ---------------------------------------------------------------------------
-
-_ts_cache: list[Any] = [-1, ""]  # [whole second, its formatted prefix]; replaced atomically
-
-
-def _rfc3339(epoch: float) -> str:
-    """RFC 3339 in UTC with milliseconds; the per-second prefix is cached (hot path)."""
-    sec = int(epoch)
-    cached_sec, prefix = _ts_cache
-    if sec != cached_sec:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        _ts_cache[:] = [sec, prefix]
-    return f"{prefix}.{int((epoch - sec) * 1000):03d}Z"
 
 
 # --- redaction ----------------------------------------------------------------------------
@@ -138,7 +124,7 @@ class JsonLineFormatter(JsonFormatter):
         trace_id = extras.pop("trace_id", None) or (span.trace_id if span else None)
         span_id = extras.pop("span_id", None) or (span.span_id if span else None)
         entry: dict[str, Any] = {
-            "timestamp": _rfc3339(record.created),
+            "timestamp": format_rfc3339(record.created),
             "level": record.levelname,
             "component": record.name,
             "message": record.getMessage(),
@@ -305,7 +291,7 @@ class StructuredLogger:
             entry = self._entry(level, message, metadata, trace_id, span_id, exc_info)
             line = self._formatter.format_entry(entry)
         except Exception as err:  # never let logging break the caller
-            entry = {"timestamp": _rfc3339(time.time()), "level": level,
+            entry = {"timestamp": format_rfc3339(time.time()), "level": level,
                      "component": self.component, "message": str(message), "trace_id": trace_id,
                      "span_id": span_id, "metadata": {"log_error": repr(err)}}
             line = self._formatter.format_entry(entry)
@@ -320,7 +306,7 @@ class StructuredLogger:
         if span is not None and (trace_id is None or trace_id == span.span_id):
             trace_id, span_id = span.trace_id, span_id or span.span_id
         entry: dict[str, Any] = {
-            "timestamp": _rfc3339(time.time()),
+            "timestamp": format_rfc3339(time.time()),
             "level": level,
             "component": self.component,
             "message": message if isinstance(message, str) else str(message),

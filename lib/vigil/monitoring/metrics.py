@@ -63,6 +63,7 @@ BYTE_BUCKETS: tuple[float, ...] = tuple(
 GENERIC_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000,
                                       20000, 50000, 100000)
 _PERCENTILES = (("p50", 50), ("p95", 95), ("p99", 99))
+_UPDATE: dict[str, str] = {"counter": "inc", "gauge": "set", "histogram": "observe"}
 
 
 def prometheus_name(name: str) -> str:
@@ -146,28 +147,24 @@ class PerformanceMonitor:
         """Add ``value`` (>= 0) to counter ``name`` (Prometheus: ``<name>_total``)."""
         if value < 0:
             raise ValueError(f"counter {name!r}: increment must be >= 0, got {value!r}")
-        series = self._get_series(name, "counter", tags)
-        child = series.child(tags)
-        if child is not None:
-            child.inc(value)
-        series.history.append((self._clock.time(), float(value), _frozen_tags(tags)))
+        self._record(name, "counter", value, tags)
 
     def record_gauge(self, name: str, value: float,
                      tags: Mapping[str, object] | None = None) -> None:
         """Set gauge ``name`` to ``value``."""
-        series = self._get_series(name, "gauge", tags)
-        child = series.child(tags)
-        if child is not None:
-            child.set(value)
-        series.history.append((self._clock.time(), float(value), _frozen_tags(tags)))
+        self._record(name, "gauge", value, tags)
 
     def record_histogram(self, name: str, value: float,
                          tags: Mapping[str, object] | None = None) -> None:
         """Observe ``value`` in histogram ``name``; buckets fit its unit suffix."""
-        series = self._get_series(name, "histogram", tags)
+        self._record(name, "histogram", value, tags)
+
+    def _record(self, name: str, kind: MetricKind, value: float,
+                tags: Mapping[str, object] | None) -> None:
+        series = self._get_series(name, kind, tags)
         child = series.child(tags)
-        if child is not None:
-            child.observe(value)
+        if child is not None:  # None for the decorator's local-only seed names
+            getattr(child, _UPDATE[kind])(value)
         series.history.append((self._clock.time(), float(value), _frozen_tags(tags)))
 
     def get_metric_stats(self, name: str) -> dict[str, float | int | None]:

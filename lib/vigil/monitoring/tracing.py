@@ -66,7 +66,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from prometheus_client import CollectorRegistry
 
-from vigil.clock import SYSTEM_CLOCK, Clock, SystemClock
+from vigil.clock import SYSTEM_CLOCK, Clock, SystemClock, format_rfc3339
 from vigil.config import VigilConfig, get_config, on_configure
 from vigil.monitoring import instruments
 from vigil.monitoring.context import (
@@ -155,12 +155,6 @@ def _snapshot(entry: _Entry) -> _Snapshot:
     return entry, entry.status, entry.end, entry.error, entry.metadata
 
 
-def _rfc3339(seconds: float) -> str:
-    """``2026-01-01T00:00:00.250Z``: RFC 3339, UTC, milliseconds (as the log lines)."""
-    whole, millis = divmod(int(seconds * 1000), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
-
-
 def _as_dict(snap: _Snapshot) -> dict[str, Any]:
     entry, status, end, error, metadata = snap
     span = entry.span
@@ -172,8 +166,8 @@ def _as_dict(snap: _Snapshot) -> dict[str, Any]:
         "component": entry.component,
         "operation": entry.operation,
         "status": ACTIVE if status is None else status,
-        "start": _rfc3339(entry.start_wall),
-        "end": None if duration is None else _rfc3339(entry.start_wall + duration),
+        "start": format_rfc3339(entry.start_wall),
+        "end": None if duration is None else format_rfc3339(entry.start_wall + duration),
         "duration_ms": None if duration is None else round(duration * 1000, 3),
         "metadata": {} if metadata is None else dict(metadata),
         "error": None if error is None else dict(error),
