@@ -39,6 +39,7 @@ __all__ = [
     "LoggingSettings",
     "MetricsSettings",
     "MonitoringSettings",
+    "RecoverySettings",
     "ResourceMonitoringSettings",
     "RetrySettings",
     "TracingSettings",
@@ -48,11 +49,17 @@ __all__ = [
     "get_config",
     "load_config",
     "on_configure",
+    "parse_policy_override",
 ]
 
 ENV_PREFIX = "VIGIL_"
 CONFIG_FILE_ENV = "VIGIL_CONFIG"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The recovery policy's vocabulary; vigil.error_handling's enums carry the same names (tested).
+ERROR_CATEGORIES = ("FILE_PROCESSING", "AGENT_EXECUTION", "MEMORY_STORAGE", "VECTOR_DB", "API_CALL",
+                    "CONFIGURATION", "SYSTEM")
+ERROR_SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+RECOVERY_ACTIONS = ("retry", "fallback", "skip", "abort")
 
 
 class ConfigError(ValueError):
@@ -175,9 +182,46 @@ class RetrySettings(_Settings):
 
 
 @dataclass(frozen=True)
+class RecoverySettings(_Settings):
+    alert_min_severity: str = _setting(
+        "HIGH", choices=ERROR_SEVERITIES,
+        doc="handled errors at this severity or above raise an alert")
+    history_size: int = _setting(1000, minimum=1, doc="handled errors kept for get_error_stats()")
+    policy_overrides: tuple[str, ...] = _setting(
+        [], doc="CATEGORY.SEVERITY=action entries replacing the default policy table "
+                "(CATEGORY or SEVERITY may be *)")
+    max_tool_retries: int = _setting(
+        3, minimum=0, doc="retries handle_tool_failure allows per agent and tool")
+    max_embedding_retries: int = _setting(
+        3, minimum=0, doc="retries handle_embedding_api_failure allows")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.alert_min_severity, str):
+            object.__setattr__(self, "alert_min_severity", self.alert_min_severity.upper())
+        super().__post_init__()
+        for entry in self.policy_overrides:
+            parse_policy_override(entry)
+
+
+def parse_policy_override(entry: str) -> tuple[str, str, str]:
+    """``"API_CALL.HIGH=fallback"`` -> ``("API_CALL", "HIGH", "fallback")``; ``*`` matches any."""
+    target, sep, action = entry.partition("=")
+    category, dot, severity = target.strip().upper().partition(".")
+    action = action.strip().lower()
+    allowed = (f"entries look like CATEGORY.SEVERITY=action with CATEGORY in "
+               f"{', '.join(ERROR_CATEGORIES)} or *, SEVERITY in {', '.join(ERROR_SEVERITIES)} "
+               f"or *, action in {', '.join(RECOVERY_ACTIONS)}")
+    if (not sep or not dot or category not in (*ERROR_CATEGORIES, "*")
+            or severity not in (*ERROR_SEVERITIES, "*") or action not in RECOVERY_ACTIONS):
+        raise ConfigError("policy_overrides", entry, allowed)
+    return category, severity, action
+
+
+@dataclass(frozen=True)
 class ErrorHandlingSettings(_Settings):
     circuit_breaker: CircuitBreakerSettings = field(default_factory=CircuitBreakerSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
 
 
 @dataclass(frozen=True)
