@@ -1,11 +1,32 @@
 """vigil: error handling and monitoring for Python services, wired into Prometheus.
 
 The public surface is re-exported here; the seed's imports work from the subpackages too
-(``from vigil.monitoring import StructuredLogger``).
+(``from vigil.monitoring import StructuredLogger``,
+``from vigil.error_handling import CircuitBreaker``).
 """
 
 from vigil.clock import SYSTEM_CLOCK, Clock, SystemClock
 from vigil.config import ConfigError, VigilConfig, configure, get_config, load_config
+from vigil.error_handling import (
+    AgentExecutionErrorHandler,
+    CircuitBreaker,
+    CircuitOpenError,
+    CircuitState,
+    ErrorCategory,
+    ErrorRecoveryManager,
+    ErrorSeverity,
+    FileProcessingErrorHandler,
+    MemoryStorageErrorHandler,
+    RecoveryAction,
+    RecoveryActionType,
+    RecoveryPolicy,
+    Retrier,
+    RetryPolicy,
+    all_breakers,
+    error_recovery_manager,
+    retry_events,
+    with_retry,
+)
 from vigil.monitoring import (
     Alert,
     AlertHandler,
@@ -38,28 +59,44 @@ from vigil.monitoring import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentExecutionErrorHandler",
     "Alert",
     "AlertHandler",
     "AlertManager",
     "AlertSeverity",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
     "Clock",
     "ConfigError",
+    "ErrorCategory",
+    "ErrorRecoveryManager",
+    "ErrorSeverity",
     "ExecutionTracer",
+    "FileProcessingErrorHandler",
+    "MemoryStorageErrorHandler",
     "PerformanceMonitor",
+    "RecoveryAction",
+    "RecoveryActionType",
+    "RecoveryPolicy",
     "ResourceMonitor",
     "ResourceUsage",
+    "Retrier",
+    "RetryPolicy",
     "SYSTEM_CLOCK",
     "SpanContext",
     "StructuredLogger",
     "SystemClock",
     "VigilConfig",
     "alert_manager",
+    "all_breakers",
     "bind_context",
     "capture_resource_usage",
     "configure",
     "configure_logging",
     "continue_trace",
     "current_span",
+    "error_recovery_manager",
     "execution_tracer",
     "extract_traceparent",
     "format_traceparent",
@@ -70,6 +107,8 @@ __all__ = [
     "monitor_performance",
     "parse_traceparent",
     "performance_monitor",
+    "retry_events",
     "trace_context",
     "trace_execution",
+    "with_retry",
 ]

@@ -179,6 +179,8 @@ class RetrySettings(_Settings):
         60.0, minimum=0, doc="cap on the seconds between two attempts")
     default_multiplier: float = _setting(
         2.0, minimum=1, doc="growth of the delay from one retry to the next")
+    default_jitter: bool = _setting(
+        True, doc="spread each delay randomly over the upper half of its window")
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,63 @@ def test_troubleshooting_monitoring_examples_run(capsys: pytest.CaptureFixture[s
     assert "Total metrics:" in out
     assert "Log entries:" in out
     assert "Active traces:" in out
+
+
+def test_error_handling_section_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every block of 'Error Handling' runs with the names it leaves to the reader defined."""
+    blocks = _blocks(_section("Error Handling", "Monitoring System"))
+    assert len(blocks) == 6
+    calls: list[tuple[object, ...]] = []
+
+    def risky_function(*args: object) -> str:
+        calls.append(args)
+        return "ok"
+
+    ns: dict[str, Any] = {"risky_function": risky_function, "arg1": 1, "arg2": 2,
+                          "exception": ConnectionError("vector db unreachable")}
+    _run(blocks[0], ns)
+    assert ns["result"] == "ok"
+    assert calls == [(1, 2)]
+    assert ns["cb"].state == "CLOSED"
+    for block in blocks[1:]:
+        _run(block, ns)
+    asyncio.run(ns["process_file"]("a.txt"))
+    assert ns["action"].action_type in ("retry", "fallback", "skip", "abort")
+    assert ns["result"]["file_path"] == "broken.docx"  # the last file handler's result
+    assert isinstance(ns["should_retry"], bool)
+    assert isinstance(ns["has_fallback"], bool)
+
+
+def test_complete_error_handling_flow_falls_back() -> None:
+    """'Complete Error Handling Flow': a failing service call is handled and falls back."""
+    from vigil.error_handling import ErrorCategory, ErrorSeverity
+
+    block = _blocks(_section("Integration Examples", "Best Practices"))[0]
+
+    async def external_service_call(path: str) -> str:
+        raise RuntimeError(f"service refused {path}")
+
+    async def fallback_processor(path: str) -> str:
+        return f"fallback:{path}"
+
+    # The seed's block uses ErrorCategory/ErrorSeverity without importing them; the
+    # section before it did.
+    ns: dict[str, Any] = {"external_service_call": external_service_call,
+                          "fallback_processor": fallback_processor,
+                          "ErrorCategory": ErrorCategory, "ErrorSeverity": ErrorSeverity}
+    _run(block, ns)
+    assert asyncio.run(ns["process_file"]("doc.pdf")) == "fallback:doc.pdf"
+    assert ns["cb"].failure_count == 1
+
+
+def test_troubleshooting_stuck_breaker_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """'Circuit Breaker Stuck Open' reads a breaker's state and resets it as printed."""
+    from vigil.error_handling import error_recovery_manager
+
+    block = _blocks(_section("Troubleshooting"))[1]
+    cb = error_recovery_manager.get_circuit_breaker("my_service")
+    cb.force_open()
+    assert cb.state == "OPEN"
+    _run(block, {"error_recovery_manager": error_recovery_manager})
+    assert "State: OPEN" in capsys.readouterr().out
+    assert cb.state == "CLOSED"

@@ -1,1 +1,82 @@
-"""The error-handling half of vigil (arrives with the error-handling issue)."""
+"""The error-handling half of vigil: circuit breakers, retry, the recovery manager, handlers.
+
+Every name the seed imports from ``app.core.error_handling`` is here::
+
+    from vigil.error_handling import (CircuitBreaker, with_retry, error_recovery_manager,
+                                      ErrorCategory, ErrorSeverity, FileProcessingErrorHandler,
+                                      AgentExecutionErrorHandler, MemoryStorageErrorHandler)
+"""
+
+from vigil.error_handling.breaker import (
+    BreakerPolicy,
+    BreakerStateMachine,
+    CallOutcome,
+    CallRejected,
+    CircuitBreaker,
+    CircuitState,
+    StateTransition,
+    all_breakers,
+)
+from vigil.error_handling.errors import CircuitOpenError
+from vigil.error_handling.events import EventPublisher
+from vigil.error_handling.handlers import (
+    AgentExecutionErrorHandler,
+    FileProcessingErrorHandler,
+    MemoryStorageErrorHandler,
+)
+from vigil.error_handling.recovery import (
+    DEFAULT_POLICY,
+    ErrorCategory,
+    ErrorRecord,
+    ErrorRecoveryManager,
+    ErrorSeverity,
+    RecoveryAction,
+    RecoveryActionType,
+    RecoveryPolicy,
+    error_recovery_manager,
+    is_transient,
+)
+from vigil.error_handling.retry import (
+    Retrier,
+    RetryDecision,
+    RetryGaveUp,
+    RetryPolicy,
+    RetryScheduled,
+    RetrySucceeded,
+    retry_events,
+    with_retry,
+)
+
+__all__ = [
+    "AgentExecutionErrorHandler",
+    "BreakerPolicy",
+    "BreakerStateMachine",
+    "CallOutcome",
+    "CallRejected",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
+    "DEFAULT_POLICY",
+    "ErrorCategory",
+    "ErrorRecord",
+    "ErrorRecoveryManager",
+    "ErrorSeverity",
+    "EventPublisher",
+    "FileProcessingErrorHandler",
+    "MemoryStorageErrorHandler",
+    "RecoveryAction",
+    "RecoveryActionType",
+    "RecoveryPolicy",
+    "Retrier",
+    "RetryDecision",
+    "RetryGaveUp",
+    "RetryPolicy",
+    "RetryScheduled",
+    "RetrySucceeded",
+    "StateTransition",
+    "all_breakers",
+    "error_recovery_manager",
+    "is_transient",
+    "retry_events",
+    "with_retry",
+]
