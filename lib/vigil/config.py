@@ -36,6 +36,7 @@ __all__ = [
     "CircuitBreakerSettings",
     "ConfigError",
     "ErrorHandlingSettings",
+    "ExporterSettings",
     "LoggingSettings",
     "MetricsSettings",
     "MonitoringSettings",
@@ -282,11 +283,43 @@ class MonitoringSettings(_Settings):
 
 
 @dataclass(frozen=True)
+class ExporterSettings(_Settings):
+    host: str = _setting("127.0.0.1", doc="address the exporter binds (loopback unless told)")
+    port: int = _setting(9464, minimum=0, doc="TCP port of the exporter (0: any free port)")
+    webhook_path: str = _setting(
+        "/alertmanager/webhook", doc="path of the Alertmanager webhook receiver")
+    webhook_bearer_token: str = _setting(
+        "", doc="token the webhook requires as 'Authorization: Bearer ...' (empty: no token)")
+    webhook_username: str = _setting(
+        "", doc="user the webhook requires with HTTP basic auth (empty: no basic auth)")
+    webhook_password: str = _setting("", doc="password for webhook_username")
+    max_body_bytes: int = _setting(
+        1_048_576, minimum=1, doc="largest request body accepted; larger ones get 413")
+    webhook_queue_size: int = _setting(
+        1000, minimum=1, doc="notifications waiting for the handlers; when full, 503")
+    webhook_dedup_size: int = _setting(
+        10_000, minimum=1, doc="delivered alerts remembered to drop Alertmanager's redeliveries")
+    request_timeout: float = _positive(
+        10.0, "seconds a client may take to send its request before the connection is closed")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.port > 65535:
+            raise ConfigError("port", self.port, "must be between 0 and 65535")
+        if not self.webhook_path.startswith("/"):
+            raise ConfigError("webhook_path", self.webhook_path, "must start with /")
+        if bool(self.webhook_username) != bool(self.webhook_password):
+            raise ConfigError("webhook_username", self.webhook_username,
+                              "basic auth needs both webhook_username and webhook_password")
+
+
+@dataclass(frozen=True)
 class VigilConfig(_Settings):
     """All of vigil's settings. Build it with :func:`load_config`; it is immutable."""
 
     error_handling: ErrorHandlingSettings = field(default_factory=ErrorHandlingSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    exporter: ExporterSettings = field(default_factory=ExporterSettings)
 
 
 # --- building from mappings ---------------------------------------------------------------
