@@ -1,5 +1,35 @@
-"""vigil's HTTP face: /metrics for Prometheus, a JSON API, the Alertmanager webhook receiver."""
+"""vigil's HTTP face: /metrics for Prometheus, a JSON API, the Alertmanager webhook receiver.
 
-__version__ = "0.1.0"
+Embed it with ``vigil.start_exporter(port=9464)`` (or :func:`start_exporter` here), or run the
+``vigil serve`` command.
+"""
 
-__all__ = ["__version__"]
+from vigil import __version__  # one distribution, one version
+from vigil_exporter.app import create_app
+from vigil_exporter.dispatch import SubmitResult, WebhookDispatcher
+from vigil_exporter.server import ExporterHandle, start_exporter
+from vigil_exporter.webhook import (
+    Notification,
+    PayloadError,
+    WebhookAlert,
+    map_severity,
+    parse_notification,
+    redelivery_key,
+    to_send_alert_kwargs,
+)
+
+__all__ = [
+    "ExporterHandle",
+    "Notification",
+    "PayloadError",
+    "SubmitResult",
+    "WebhookAlert",
+    "WebhookDispatcher",
+    "__version__",
+    "create_app",
+    "map_severity",
+    "parse_notification",
+    "redelivery_key",
+    "start_exporter",
+    "to_send_alert_kwargs",
+]

@@ -5,6 +5,8 @@ The public surface is re-exported here; the seed's imports work from the subpack
 ``from vigil.error_handling import CircuitBreaker``).
 """
 
+from typing import Any
+
 from vigil.clock import SYSTEM_CLOCK, Clock, SystemClock
 from vigil.config import ConfigError, VigilConfig, configure, get_config, load_config
 from vigil.error_handling import (
@@ -57,6 +59,17 @@ from vigil.monitoring import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # vigil.start_exporter(...) is the documented way to embed the exporter, but lib/ must not
+    # import the exporter package (the dependency runs the other way), so it is resolved on
+    # first use only.
+    if name == "start_exporter":
+        from vigil_exporter.server import start_exporter
+
+        return start_exporter
+    raise AttributeError(f"module 'vigil' has no attribute {name!r}")
 
 __all__ = [
     "AgentExecutionErrorHandler",

@@ -144,10 +144,12 @@ _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict
 # --- writing ------------------------------------------------------------------------------
 
 _write_lock = threading.Lock()  # one line at a time, whichever logger writes it
+_default_stream: IO[str] | None = None  # set by configure_logging(stream=...)
 
 
 def _write_line(stream: IO[str] | None, line: str) -> None:
-    out = stream if stream is not None else sys.stdout  # looked up late: capture/redirect work
+    # Looked up late (not bound at construction) so redirecting sys.stdout works.
+    out = stream if stream is not None else (_default_stream or sys.stdout)
     with _write_lock:
         out.write(line + "\n")
         out.flush()
@@ -376,7 +378,13 @@ def configure_logging(level: str | None = None, *, stream: IO[str] | None = None
     Third-party libraries' records then come out like vigil's own: ``component`` is the
     logger's name and ``extra=`` fields become ``metadata``. Calling it again replaces the
     handler it installed before (it never stacks two). Returns the handler.
+
+    ``stream`` (default: stdout) also becomes where every :class:`StructuredLogger` built
+    without its own ``stream`` writes, so one call sends all of the process's JSON lines to a
+    file.
     """
+    global _default_stream
+    _default_stream = stream
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, JsonLineHandler):

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 import vigil
 from vigil.monitoring import context
+from vigil.monitoring import logs as logs_module
 from vigil.monitoring.logs import (
     REDACTED,
     StructuredLogger,
@@ -40,9 +41,11 @@ def root_logging() -> Iterator[None]:
     """Restore the stdlib root logger's handlers and level after a test changes them."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    default_stream = logs_module._default_stream
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    logs_module._default_stream = default_stream
 
 
 def test_seed_example_writes_one_json_object_per_line() -> None:
@@ -287,3 +290,12 @@ def test_configure_logging_twice_does_not_duplicate_lines() -> None:
     lines = _lines(stream)
     assert len(lines) == 1
     assert lines[0]["exception"]["type"] == "OSError"
+
+
+@pytest.mark.usefixtures("root_logging")
+def test_configure_logging_stream_redirects_every_logger() -> None:
+    """configure_logging(stream=f) sends StructuredLogger lines without their own stream to f."""
+    stream = io.StringIO()
+    configure_logging(stream=stream, registry=CollectorRegistry())
+    StructuredLogger("Redirected", registry=CollectorRegistry()).info("to the file")
+    assert _lines(stream)[0]["component"] == "Redirected"

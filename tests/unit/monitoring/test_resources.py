@@ -79,10 +79,11 @@ def test_real_capture_is_sane() -> None:
     """A real capture reports positive memory, at least one thread and bounded percentages."""
     capture_resource_usage()
     usage = capture_resource_usage()
-    cores = psutil.cpu_count() or 1
     assert usage.memory_mb > 0
     assert usage.threads >= 1
-    assert 0.0 <= usage.cpu_percent <= 100.0 * cores
+    # Two captures microseconds apart: the process figure is CPU ticks over a tiny wall window,
+    # which can exceed 100% x cores on a loaded machine; only its sign is meaningful here.
+    assert usage.cpu_percent >= 0.0
     assert 0.0 <= usage.memory_percent <= 100.0
     assert 0.0 <= usage.system_cpu_percent <= 100.0
     assert 0.0 <= usage.system_memory_percent <= 100.0

@@ -1,0 +1,840 @@
+"""The exporter's HTTP app: ``/metrics``, health, the JSON API and the Alertmanager webhook.
+
+:func:`create_app` builds a FastAPI application (FastAPI: concurrent requests on one event
+loop, blocking work in a thread pool, and an OpenAPI description at ``/openapi.json`` that a
+fuzzer such as schemathesis can run against). Every route and answer is listed in that
+description; the README's routes table is its summary.
+
+How it behaves:
+
+- **Errors are JSON**, one shape for every 4xx and 5xx: ``{"error": "<one readable line>",
+  "detail": [...]}`` (``detail`` holds FastAPI's validation errors for a 422 on a query
+  parameter, else is empty). Bad input is always a 4xx; a 500 means a bug, and is logged by
+  ``StructuredLogger("vigil.exporter")`` with the method and path (never headers).
+- **Responses always encode**: values the API returns (trace and alert metadata hold whatever
+  the application put there) go through :func:`json_safe`: unknown objects become their
+  ``str``, non-finite floats ``null``, nesting past :data:`MAX_JSON_DEPTH` a placeholder. A
+  trace tree is cut below :data:`MAX_TREE_DEPTH` levels (the cut node has ``truncated: true``).
+- **Nothing slow runs on the event loop**: ``/metrics`` renders in a worker thread (a scrape of
+  10k series takes ~100 ms), the JSON API's queries run in the thread pool, and webhook bodies
+  are parsed there.
+- **Every request is bounded** by :class:`RequestLimitsMiddleware`: a body over
+  ``max_body_bytes`` gets 413 (by ``Content-Length`` before reading, by counting otherwise), a
+  client that leaves more than ``request_timeout`` seconds between two chunks of its body gets
+  408 and its connection is closed.
+- **The webhook** checks credentials before reading the body (401, nothing dispatched), parses
+  in the thread pool (400/422), hands the notification to a
+  :class:`~vigil_exporter.dispatch.WebhookDispatcher` and answers at once: 200 with the counts,
+  or 503 with ``Retry-After`` when the queue is full so that Alertmanager retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import hmac
+import json
+import math
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol
+
+import anyio
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vigil import __version__
+from vigil.config import LOG_LEVELS, ExporterSettings, get_config
+from vigil.error_handling.breaker import CircuitBreaker, all_breakers
+from vigil.monitoring import alerts as vigil_alerts
+from vigil.monitoring import logs as vigil_logs
+from vigil.monitoring import metrics as vigil_metrics
+from vigil.monitoring import tracing as vigil_tracing
+from vigil.monitoring.alerts import AlertManager, AlertSeverity
+from vigil.monitoring.instruments import counter
+from vigil.monitoring.logs import StructuredLogger
+from vigil.monitoring.metrics import PerformanceMonitor
+from vigil.monitoring.tracing import ExecutionTracer
+from vigil_exporter.dispatch import WebhookDispatcher
+from vigil_exporter.webhook import NOTIFICATION_SCHEMA, PayloadError, parse_notification
+
+__all__ = [
+    "API_LIMIT_DEFAULT",
+    "API_LIMIT_MAX",
+    "MAX_JSON_DEPTH",
+    "MAX_TREE_DEPTH",
+    "RETRY_AFTER_SECONDS",
+    "AlertInfo",
+    "BreakerInfo",
+    "ErrorResponse",
+    "LogEntry",
+    "MetricStats",
+    "RequestLimitsMiddleware",
+    "StatusResponse",
+    "TraceEntry",
+    "TraceNode",
+    "WebhookAccepted",
+    "WebhookAuth",
+    "create_app",
+    "json_safe",
+    "render_metrics",
+]
+
+API_LIMIT_DEFAULT = 100
+API_LIMIT_MAX = 1000
+MAX_JSON_DEPTH = 256  # containers deep; leaves room for MAX_TREE_DEPTH nodes plus metadata
+MAX_TREE_DEPTH = 100  # trace tree levels returned by /api/traces/{id}
+RETRY_AFTER_SECONDS = 5  # what a 503 asks for (Alertmanager uses its own backoff anyway)
+_SHUTDOWN_TIMEOUT = 5.0  # seconds the lifespan waits for the dispatcher to deliver what it took
+_MAX_INT_BITS = 13_000  # ~3900 digits: below Python's 4300-digit int-to-str limit
+_MESSAGE_VALUE_LIMIT = 80  # characters of a received value echoed in an error message
+_ALERT_STATUSES = ("firing", "resolved")
+
+
+# --- response models: the OpenAPI description of what the routes answer -------------------
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer."""
+
+    error: str = Field(description="what went wrong, in one line")
+    detail: list[Any] = Field(default_factory=list,
+                              description="validation errors, for a 422 on a parameter")
+
+
+class StatusResponse(BaseModel):
+    """``/healthz`` and ``/readyz``."""
+
+    status: str
+
+
+class WebhookAccepted(BaseModel):
+    """The webhook took the notification."""
+
+    status: Literal["accepted"]
+    alerts: int = Field(description="new alerts queued for the handlers")
+    duplicates: int = Field(description="alerts dropped as redeliveries of accepted ones")
+
+
+class BreakerInfo(BaseModel):
+    """One circuit breaker, from ``CircuitBreaker.snapshot()``."""
+
+    name: str
+    state: Literal["CLOSED", "OPEN", "HALF_OPEN"]
+    failure_count: int = Field(description="consecutive failures")
+    counts: dict[str, int] = Field(description="calls by outcome since the breaker was made")
+    seconds_until_probe: float = Field(description="while open: seconds until a trial call")
+    recovery_timeout: float = Field(description="seconds the next trip keeps it open")
+    failure_rate: float | None = Field(description="failures / calls in its sliding window")
+
+
+class TraceEntry(BaseModel):
+    """One traced operation (a span)."""
+
+    id: str
+    trace_id: str
+    parent_id: str | None
+    component: str
+    operation: str
+    status: str
+    start: str
+    end: str | None
+    duration_ms: float | None
+    metadata: dict[str, Any]
+    error: dict[str, Any] | None
+
+
+class TraceNode(TraceEntry):
+    """A trace entry with its retained descendants."""
+
+    children: list[TraceNode]
+    truncated: bool = Field(False, description="descendants below this node were left out "
+                                               f"(deeper than {MAX_TREE_DEPTH} levels)")
+
+
+class LogEntry(BaseModel):
+    """One JSON log line kept in memory."""
+
+    timestamp: str
+    level: str
+    component: str
+    message: str
+    trace_id: str | None
+    span_id: str | None
+    metadata: dict[str, Any]
+    exception: dict[str, Any] | None = None
+
+
+class AlertInfo(BaseModel):
+    """One recorded alert."""
+
+    id: str
+    timestamp: str
+    severity: str
+    component: str
+    message: str
+    metadata: dict[str, Any]
+    fingerprint: str
+    source: str
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    count: int
+
+
+class MetricStats(BaseModel):
+    """Statistics over the retained records of one seed-style metric name."""
+
+    name: str
+    count: int
+    sum: float
+    min: float | None
+    max: float | None
+    avg: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+# --- JSON that always encodes ---------------------------------------------------------------
+
+
+def json_safe(value: object, _depth: int = 0) -> Any:
+    """A copy of ``value`` that ``json.dumps(..., allow_nan=False)`` accepts, never raising."""
+    try:
+        if value is None or isinstance(value, bool | str):
+            return value
+        if isinstance(value, int):
+            return value if value.bit_length() <= _MAX_INT_BITS else \
+                f"<integer of {value.bit_length()} bits>"
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        if _depth >= MAX_JSON_DEPTH:
+            return f"<nested deeper than {MAX_JSON_DEPTH} levels>"
+        if isinstance(value, Mapping):
+            return {k if isinstance(k, str) else str(k): json_safe(v, _depth + 1)
+                    for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset | deque):
+            return [json_safe(v, _depth + 1) for v in value]
+        return str(value)
+    # A broken __str__ or mapping, or a repr so deep it recurses, must not fail the response.
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON through :func:`json_safe`; ASCII-escaped so lone surrogates cannot break it."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(json_safe(content), allow_nan=False, separators=(",", ":")).encode()
+
+
+def _error(status: int, message: str, detail: list[Any] | None = None,
+           headers: Mapping[str, str] | None = None) -> SafeJSONResponse:
+    return SafeJSONResponse({"error": message, "detail": detail or []}, status_code=status,
+                            headers=dict(headers) if headers else None)
+
+
+def _short(value: object) -> str:
+    """A received value as it may appear in a message: short, ASCII, quoted."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > _MESSAGE_VALUE_LIMIT:
+        text = text[:_MESSAGE_VALUE_LIMIT] + "..."
+    return json.dumps(text)
+
+
+# --- queries: the JSON API's data, separate from the route wiring ---------------------------
+
+
+def breaker_list(breakers: Iterable[CircuitBreaker]) -> list[dict[str, Any]]:
+    """The ``/api/breakers`` entries for ``breakers``."""
+    entries = []
+    for breaker in breakers:
+        snap = breaker.snapshot()
+        entries.append({
+            "name": snap["name"], "state": snap["state"],
+            "failure_count": snap["failure_count"], "counts": snap["calls"],
+            "seconds_until_probe": snap["seconds_until_probe"],
+            "recovery_timeout": snap["recovery_timeout"], "failure_rate": snap["failure_rate"],
+        })
+    return entries
+
+
+def trace_tree(tracer: ExecutionTracer, trace_id: str) -> dict[str, Any] | None:
+    """The tree under ``trace_id``, cut below :data:`MAX_TREE_DEPTH` levels; None if unknown."""
+    tree = tracer.get_trace_tree(trace_id)
+    if tree is None:
+        return None
+    # Iterative: a tree deep enough to need cutting would overflow a recursive walk.
+    stack: list[tuple[dict[str, Any], int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        node["truncated"] = False
+        if depth >= MAX_TREE_DEPTH and node["children"]:
+            node["children"] = []
+            node["truncated"] = True
+        else:
+            stack.extend((child, depth + 1) for child in node["children"])
+    return tree
+
+
+def metric_stats(monitor: PerformanceMonitor, name: str) -> dict[str, Any] | None:
+    """``get_metric_stats(name)`` with its name, or None for a name never recorded."""
+    if name not in monitor.metric_names():
+        return None
+    return {"name": name, **monitor.get_metric_stats(name)}
+
+
+def render_metrics(registry: CollectorRegistry, accept: str, accept_encoding: str,
+                   names: list[str] | None = None) -> tuple[bytes, dict[str, str]]:
+    """The exposition of ``registry`` and its headers, as a scrape with these headers wants.
+
+    Text format 0.0.4 by default; OpenMetrics (with exemplars) when ``Accept`` asks for it;
+    gzip when ``Accept-Encoding`` allows it; only the families in ``names`` when given.
+    """
+    encoder, content_type = _choose_encoder(accept)
+    target: Any = registry.restricted_registry(names) if names else registry
+    body = encoder(target)
+    headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
+    if gzip_accepted(accept_encoding):
+        body = gzip.compress(body)
+        headers["Content-Encoding"] = "gzip"
+    return body, headers
+
+
+_VERSION_PARAM = re.compile(r"^\s*version\s*=\s*(.*)$")
+_DOTTED_NUMBER = re.compile(r"^\d+(\.\d+)*$")
+
+
+def _choose_encoder(accept: str) -> tuple[Callable[[Any], bytes], str]:
+    """prometheus_client's choice, minus its crash on a malformed ``version=`` parameter.
+
+    A version that is not dotted numbers is dropped (as if not given), so a garbled header
+    gets a default format instead of a 500.
+    """
+    ranges = []
+    for media_range in accept.split(","):
+        params = [p for p in media_range.split(";")
+                  if not ((m := _VERSION_PARAM.match(p)) and not _DOTTED_NUMBER.match(m[1]))]
+        ranges.append(";".join(params))
+    try:
+        return choose_encoder(",".join(ranges))
+    except Exception:  # a parsing failure in prometheus_client: fall back to the text format
+        return choose_encoder("")
+
+
+# --- webhook credentials --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAuth:
+    """The webhook's optional credentials: a bearer token, basic auth, or either of both.
+
+    Compared in constant time (``hmac.compare_digest`` on bytes). With none configured, every
+    request passes.
+    """
+
+    bearer_token: bytes = b""
+    username: bytes = b""
+    password: bytes = b""
+
+    @classmethod
+    def from_settings(cls, settings: ExporterSettings) -> WebhookAuth:
+        return cls(settings.webhook_bearer_token.encode(), settings.webhook_username.encode(),
+                   settings.webhook_password.encode())
+
+    @property
+    def enabled(self) -> bool:
+        """Whether credentials are required."""
+        return bool(self.bearer_token or self.username)
+
+    def check(self, authorization: str | None) -> bool:
+        """Whether an ``Authorization`` header value carries configured credentials."""
+        if not self.enabled:
+            return True
+        if not authorization:
+            return False
+        scheme, _, credentials = authorization.strip().partition(" ")
+        # Starlette decodes header bytes as latin-1; encoding back gives the bytes sent.
+        raw = credentials.strip().encode("latin-1", errors="replace")
+        scheme = scheme.lower()
+        if scheme == "bearer" and self.bearer_token:
+            return hmac.compare_digest(raw, self.bearer_token)
+        if scheme == "basic" and self.username:
+            try:
+                decoded = base64.b64decode(raw, validate=True)
+            except (binascii.Error, ValueError):
+                return False
+            user, colon, password = decoded.partition(b":")
+            # Both compared, always: no early exit that would time the username.
+            user_ok = hmac.compare_digest(user, self.username)
+            password_ok = hmac.compare_digest(password, self.password)
+            return bool(colon) and user_ok and password_ok
+        return False
+
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` value: every scheme that is configured."""
+        schemes = []
+        if self.bearer_token:
+            schemes.append('Bearer realm="vigil"')
+        if self.username:
+            schemes.append('Basic realm="vigil", charset="UTF-8"')
+        return ", ".join(schemes)
+
+
+# --- limits on every request ----------------------------------------------------------------
+
+
+class _RequestRejected(StarletteHTTPException):
+    """Raised from ``receive``: a route that reads its body gets the right answer through the
+    exception handlers, and the middleware answers it when it escapes them."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, message, headers={"Connection": "close"})
+
+
+class _MiddlewareLogger(Protocol):
+    """The part of StructuredLogger the middleware uses."""
+
+    def warning(self, message: str, metadata: Mapping[str, Any] | None = None) -> None: ...
+
+    def error(self, message: str, metadata: Mapping[str, Any] | None = None, *,
+              exc_info: Any = None) -> None: ...
+
+
+class RequestLimitsMiddleware:
+    """ASGI middleware: body size limit, body receive timeout, and the last-resort 500.
+
+    - ``Content-Length`` over ``max_body_bytes``: 413 before the app runs (malformed: 400).
+    - Body bytes counted as the app reads them: past ``max_body_bytes``, 413.
+    - Each ``receive`` of the body may take ``request_timeout`` seconds: past that, 408 with
+      ``Connection: close``, so a client that stops sending frees its connection. Once the body
+      is complete, ``receive`` (waiting for a disconnect) is not timed.
+    - An exception out of the app before its response started: logged, answered 500 JSON.
+
+    ``on_response(scope, status)`` is called with the status of every response started.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, request_timeout: float,
+                 logger: _MiddlewareLogger | None = None,
+                 on_response: Callable[[Scope, int], None] | None = None) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.request_timeout = request_timeout
+        self.logger: _MiddlewareLogger = (logger if logger is not None
+                                          else StructuredLogger("vigil.exporter"))
+        self.on_response = on_response
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if self.on_response is not None:
+                    self.on_response(scope, int(message["status"]))
+            await send(message)
+
+        try:
+            length = _content_length(scope)
+            if length is not None and length > self.max_body_bytes:
+                raise _RequestRejected(413, self._too_large())
+            await self.app(scope, self._limited(receive), tracked_send)
+        except _RequestRejected as exc:
+            self._log("warning", "request rejected", scope, status=exc.status_code,
+                      error=exc.detail)
+            if not started:
+                await _error(exc.status_code, exc.detail, headers=exc.headers)(
+                    scope, receive, tracked_send)
+        except Exception as exc:
+            self._log("error", "unhandled error while answering a request", scope,
+                      exc_info=exc, error_type=type(exc).__name__)
+            if not started:
+                await _error(500, "internal server error")(scope, receive, tracked_send)
+
+    def _limited(self, receive: Receive) -> Receive:
+        received = 0
+        complete = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, complete
+            if complete:
+                return await receive()
+            try:
+                with anyio.fail_after(self.request_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise _RequestRejected(
+                    408, f"request body not received within {self.request_timeout:g} s"
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _RequestRejected(413, self._too_large())
+                complete = not message.get("more_body", False)
+            else:  # http.disconnect: nothing more will come
+                complete = True
+            return message
+
+        return limited_receive
+
+    def _too_large(self) -> str:
+        return f"request body larger than {self.max_body_bytes} bytes"
+
+    def _log(self, level: str, message: str, scope: Scope, *,
+             exc_info: BaseException | None = None, **extra: Any) -> None:
+        # Method and path only: headers (Authorization) and query strings are never logged.
+        metadata = {"method": scope.get("method"), "path": scope.get("path"), **extra}
+        try:
+            if level == "error":
+                self.logger.error(message, metadata, exc_info=exc_info)
+            else:
+                self.logger.warning(message, metadata)
+        except Exception:  # pragma: no cover - a broken logger must not break the answer
+            pass
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-length":
+            text = value.decode("latin-1").strip()
+            if not text.isdigit():
+                raise _RequestRejected(400, f"invalid Content-Length header {_short(text)}")
+            return int(text)
+    return None
+
+
+# --- the app --------------------------------------------------------------------------------
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": description}
+    for code, description in {
+        400: "malformed request", 404: "not found", 408: "request body too slow",
+        413: "request body too large", 422: "invalid parameter",
+        500: "internal error (a bug; logged)",
+    }.items()
+}
+_LIMIT_DESCRIPTION = f"entries to return, 1..{API_LIMIT_MAX}"
+Limit = Annotated[int, Query(ge=1, le=API_LIMIT_MAX, description=_LIMIT_DESCRIPTION)]
+
+
+def create_app(*, settings: ExporterSettings | None = None,
+               registry: CollectorRegistry | None = None,
+               alert_manager: AlertManager | None = None,
+               tracer: ExecutionTracer | None = None,
+               monitor: PerformanceMonitor | None = None,
+               dispatcher: WebhookDispatcher | None = None) -> FastAPI:
+    """The exporter's FastAPI app.
+
+    Defaults: ``vigil.get_config().exporter``; the registry of ``monitor`` if given, else
+    ``performance_monitor.registry``; vigil's ``alert_manager``, ``execution_tracer`` and
+    ``performance_monitor``. Without ``dispatcher``, the app makes one (on ``alert_manager``
+    and ``registry``) when its lifespan starts and stops it when the lifespan ends; a
+    ``dispatcher`` passed in belongs to the caller, who starts and stops it. The dispatcher
+    in use is ``app.state.dispatcher``.
+    """
+    settings = settings if settings is not None else get_config().exporter
+    monitor = monitor if monitor is not None else vigil_metrics.performance_monitor
+    registry = registry if registry is not None else monitor.registry
+    manager = alert_manager if alert_manager is not None else vigil_alerts.alert_manager
+    tracer = tracer if tracer is not None else vigil_tracing.execution_tracer
+    logger = StructuredLogger("vigil.exporter", registry=registry)
+    auth = WebhookAuth.from_settings(settings)
+    owns_dispatcher = dispatcher is None
+    webhook_requests = counter(registry, "vigil_webhook_requests_total",
+                               "Requests to the Alertmanager webhook, by HTTP status code.",
+                               ["code"])
+    webhook_requests.labels("200")  # present from the start, so rate() works at once
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owns_dispatcher:
+            app.state.dispatcher = WebhookDispatcher(
+                manager, settings.webhook_queue_size, settings.webhook_dedup_size, registry,
+                logger=logger)
+            app.state.dispatcher.start()
+        try:
+            yield
+        finally:
+            if owns_dispatcher:
+                await run_in_threadpool(app.state.dispatcher.stop, _SHUTDOWN_TIMEOUT)
+
+    app = FastAPI(title="vigil exporter", version=__version__, lifespan=lifespan,
+                  description=_DESCRIPTION.format(webhook_path=settings.webhook_path))
+    app.state.dispatcher = dispatcher
+
+    def count_webhook(scope: Scope, status: int) -> None:
+        if scope.get("path") == settings.webhook_path:
+            webhook_requests.labels(str(status)).inc()
+
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes,
+                       request_timeout=settings.request_timeout, logger=logger,
+                       on_response=count_webhook)
+    _add_error_handlers(app, logger)
+    _add_metrics_routes(app, registry)
+    _add_api_routes(app, manager, tracer, monitor)
+    _add_webhook_route(app, settings.webhook_path, auth, logger)
+    _add_security_description(app, settings.webhook_path, auth)
+    return app
+
+
+_DESCRIPTION = """\
+vigil's HTTP face: `/metrics` for Prometheus, a read-only JSON API over vigil's in-memory
+buffers (breakers, traces, logs, alerts, metric statistics) and the Alertmanager webhook
+receiver at `{webhook_path}`.
+
+Every error answer is JSON: `{{"error": "<one line>", "detail": [...]}}`. Request bodies are
+limited in size (413) and in time between chunks (408).
+"""
+
+
+def _add_error_handlers(app: FastAPI, logger: StructuredLogger) -> None:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if isinstance(exc, _RequestRejected):  # raised by RequestLimitsMiddleware's receive
+            logger.warning("request rejected", {"method": request.method,
+                                                "path": request.url.path,
+                                                "status": exc.status_code, "error": message})
+        path = _short(request.url.path)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route {path}"
+        elif exc.status_code == 405 and message == "Method Not Allowed":
+            message = f"method {request.method} not allowed on {path}"
+        return _error(exc.status_code, message, headers=exc.headers)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = list(exc.errors())
+        return _error(422, _validation_message(errors), detail=errors)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Reached only when RequestLimitsMiddleware itself fails; it handles the app's errors.
+        logger.error("unhandled error outside the app", {"method": request.method,
+                                                         "path": request.url.path},
+                     exc_info=exc)
+        return _error(500, "internal server error")
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, server_error)
+
+
+def _validation_message(errors: list[Any]) -> str:
+    """One line for FastAPI's validation errors: where, what, and the value received."""
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    loc = [str(part) for part in first.get("loc", ())]
+    kinds = {"query": "query parameter", "path": "path parameter", "header": "header"}
+    where = f"{kinds[loc[0]]} {loc[1]}" if len(loc) >= 2 and loc[0] in kinds else \
+        ".".join(loc) or "request"
+    message = f"{where}: {first.get('msg', 'invalid')}"
+    if first.get("type") != "missing" and first.get("input") is not None:
+        message += f" (got {_short(first['input'])})"
+    if len(errors) > 1:
+        message += f"; and {len(errors) - 1} more"
+    return message
+
+
+def _add_metrics_routes(app: FastAPI, registry: CollectorRegistry) -> None:
+    @app.get("/metrics", tags=["prometheus"], summary="Prometheus scrape endpoint",
+             response_class=Response, responses={
+                 200: {"description": "the exposition: text format 0.0.4, or OpenMetrics "
+                                      "1.0.0 (with exemplars) when Accept asks for it; gzip "
+                                      "when Accept-Encoding allows",
+                       "content": {"text/plain": {"schema": {"type": "string"}},
+                                   "application/openmetrics-text":
+                                       {"schema": {"type": "string"}}}},
+                 **_pick(422, 500)})
+    async def metrics(request: Request, name: Annotated[list[str] | None, Query(
+            alias="name[]", description="only these metric families")] = None) -> Response:
+        body, headers = await run_in_threadpool(
+            render_metrics, registry, request.headers.get("accept", ""),
+            request.headers.get("accept-encoding", ""), name)
+        return Response(body, headers=headers)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: always 200",
+             response_model=StatusResponse)
+    async def healthz() -> Response:
+        return SafeJSONResponse({"status": "ok"})
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: 200 while the webhook worker runs",
+             response_model=StatusResponse,
+             responses={503: {"model": ErrorResponse, "description": "not ready, and why"}})
+    async def readyz(request: Request) -> Response:
+        dispatcher: WebhookDispatcher | None = request.app.state.dispatcher
+        if dispatcher is None:
+            return _error(503, "the webhook dispatcher does not exist yet (the app's lifespan "
+                               "has not started)")
+        if not dispatcher.alive:
+            return _error(503, "the webhook dispatcher's worker is not running")
+        return SafeJSONResponse({"status": "ready"})
+
+
+def _pick(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: _ERRORS[code] for code in codes}
+
+
+def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer,
+                    monitor: PerformanceMonitor) -> None:
+    # Plain ``def``: FastAPI runs them in its thread pool, so the queries' locks and the JSON
+    # encoding of up to 1000 entries never hold up the event loop.
+    @app.get("/api/breakers", tags=["api"], summary="Every live circuit breaker",
+             response_model=list[BreakerInfo], responses=_pick(500))
+    def api_breakers() -> Response:
+        return SafeJSONResponse(breaker_list(all_breakers()))
+
+    @app.get("/api/traces", tags=["api"], summary="Recently completed trace entries",
+             response_model=list[TraceEntry], responses=_pick(422, 500))
+    def api_traces(limit: Limit = API_LIMIT_DEFAULT) -> Response:
+        return SafeJSONResponse(tracer.get_recent_traces(limit))
+
+    @app.get("/api/traces/{trace_id}", tags=["api"], summary="One trace entry and its tree",
+             response_model=TraceNode, responses=_pick(404, 422, 500))
+    def api_trace(trace_id: str) -> Response:
+        tree = trace_tree(tracer, trace_id)
+        if tree is None:
+            raise HTTPException(404, f"no trace entry with id {_short(trace_id)} (unknown, "
+                                     "or evicted from the bounded buffer)")
+        return SafeJSONResponse(tree)
+
+    @app.get("/api/logs", tags=["api"], summary="Recent log entries, newest first",
+             response_model=list[LogEntry], responses=_pick(422, 500))
+    def api_logs(limit: Limit = API_LIMIT_DEFAULT,
+                 level: Annotated[str | None, Query(
+                     description="minimum level: " + ", ".join(LOG_LEVELS))] = None,
+                 component: Annotated[str | None, Query(
+                     description="only this component's entries")] = None) -> Response:
+        wanted = None if level is None else _choice("level", level, LOG_LEVELS, upper=True)
+        return SafeJSONResponse(vigil_logs.get_recent_logs(limit, level=wanted,
+                                                           component=component))
+
+    @app.get("/api/alerts", tags=["api"], summary="Recent alerts, newest first",
+             response_model=list[AlertInfo], responses=_pick(422, 500))
+    def api_alerts(limit: Limit = API_LIMIT_DEFAULT,
+                   source: Annotated[str | None, Query(
+                       description='only alerts from this source ("vigil", "alertmanager")'
+                   )] = None,
+                   status: Annotated[str | None, Query(
+                       description="firing or resolved")] = None,
+                   severity: Annotated[str | None, Query(
+                       description="low, medium, high or critical")] = None) -> Response:
+        wanted_status = None if status is None else _choice("status", status, _ALERT_STATUSES)
+        wanted_severity = None if severity is None else _choice(
+            "severity", severity, tuple(s.value for s in AlertSeverity))
+        alerts = manager.get_recent_alerts(limit, source=source, status=wanted_status,
+                                           severity=wanted_severity)
+        return SafeJSONResponse([dict(alert) for alert in alerts])
+
+    @app.get("/api/metrics/{name:path}/stats", tags=["api"],
+             summary="Statistics of one metric, by its seed-style name",
+             response_model=MetricStats, responses=_pick(404, 422, 500))
+    def api_metric_stats(name: str) -> Response:
+        stats = metric_stats(monitor, name)
+        if stats is None:
+            raise HTTPException(404, f"no metric named {_short(name)} has been recorded")
+        return SafeJSONResponse(stats)
+
+
+def _choice(param: str, value: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:
+    """``value`` as one of ``allowed`` (case-insensitive), else a 422 naming them."""
+    normal = value.strip().upper() if upper else value.strip().lower()
+    if normal not in allowed:
+        raise RequestValidationError([{
+            "type": "enum", "loc": ("query", param), "input": value,
+            "msg": f"Input should be one of {', '.join(allowed)}",
+        }])
+    return normal
+
+
+def _add_webhook_route(app: FastAPI, path: str, auth: WebhookAuth,
+                       logger: StructuredLogger) -> None:
+    def accept(dispatcher: WebhookDispatcher | None, body: bytes) -> Response:
+        """Parse and submit; runs in the thread pool (parsing 1 MiB of JSON takes a while)."""
+        try:
+            notification = parse_notification(body)
+        except PayloadError as err:
+            logger.warning("webhook notification rejected",
+                           {"status": err.status, "error": err.message})
+            return _error(err.status, err.message)
+        if dispatcher is None:
+            return _error(503, "the webhook dispatcher is not running",
+                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        result = dispatcher.submit(notification)
+        if not result.accepted:
+            logger.warning("webhook notification refused; Alertmanager will retry",
+                           {"reason": result.status, "receiver": notification.receiver,
+                            "group_key": notification.group_key})
+            message = ("the webhook queue is full; retry later" if result.status == "full"
+                       else "the webhook dispatcher is stopped")
+            return _error(503, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        logger.info("webhook notification accepted",
+                    {"receiver": notification.receiver, "group_key": notification.group_key,
+                     "alerts": result.alerts, "duplicates": result.duplicates})
+        return SafeJSONResponse({"status": "accepted", "alerts": result.alerts,
+                                 "duplicates": result.duplicates})
+
+    async def receive_webhook(request: Request) -> Response:
+        # Credentials before the body: an unauthenticated client cannot make us read 1 MiB.
+        if not auth.check(request.headers.get("authorization")):
+            logger.warning("webhook request without valid credentials",
+                           {"credentials": "missing" if "authorization" not in request.headers
+                            else "invalid"})
+            return _error(401, "valid webhook credentials are required",
+                          headers={"WWW-Authenticate": auth.challenge()})
+        body = await request.body()
+        return await run_in_threadpool(accept, request.app.state.dispatcher, body)
+
+    app.add_api_route(
+        path, receive_webhook, methods=["POST"], tags=["alertmanager"],
+        summary="Alertmanager webhook receiver (payload version 4)",
+        description="Each alert, firing or resolved, becomes a vigil alert with "
+                    'source="alertmanager" and goes to the registered handlers, off the '
+                    "request path. Redeliveries of accepted alerts are dropped. 503 asks "
+                    "Alertmanager to retry when the queue is full.",
+        response_model=WebhookAccepted,
+        responses={**_pick(400, 408, 413, 422, 500),
+                   401: {"model": ErrorResponse, "description": "credentials missing or wrong"},
+                   503: {"model": ErrorResponse, "description": "queue full: retry later"}},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": NOTIFICATION_SCHEMA}}}})
+
+
+def _add_security_description(app: FastAPI, path: str, auth: WebhookAuth) -> None:
+    """Describe the webhook's credentials in the OpenAPI document when any are configured."""
+    if not auth.enabled:
+        return
+    schemes: dict[str, Any] = {}
+    if auth.bearer_token:
+        schemes["bearerAuth"] = {"type": "http", "scheme": "bearer"}
+    if auth.username:
+        schemes["basicAuth"] = {"type": "http", "scheme": "basic"}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = schemes
+            schema["paths"][path]["post"]["security"] = [{name: []} for name in schemes]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+

@@ -1,0 +1,179 @@
+"""The ``vigil`` command: ``serve``, ``demo``, ``check``, ``--version``.
+
+Errors come out as one line, ``vigil: error: <what is wrong>``, with exit status 1 (2 for a
+command line argparse rejects); JSON logs go to stdout, the command's own messages to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import vigil
+from vigil import __version__
+from vigil.config import ConfigError, configure, load_config
+from vigil_exporter.stack import ALERTS_DIR
+
+__all__ = ["main"]
+
+
+class CommandError(Exception):
+    """A failure to report as one line and exit 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vigil",
+        description="vigil's exporter: /metrics for Prometheus, a JSON API and the "
+                    "Alertmanager webhook receiver, plus a demo application.")
+    parser.add_argument("--version", action="version", version=f"vigil {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve", help="serve /metrics, the JSON API and the webhook until interrupted",
+        description="Serve the exporter in the foreground (Ctrl-C stops it).")
+    _config_option(serve)
+    serve.add_argument("--host", help="address to bind (default: exporter.host, 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="port to bind (default: exporter.port, 9464)")
+    serve.add_argument("--log-level", default="INFO", type=str.upper,
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                       help="minimum level of the JSON log lines (default: INFO)")
+
+    demo = commands.add_parser(
+        "demo", help="run the simulated agent application with the exporter",
+        description="Run a simulated agent application instrumented with vigil, serve its "
+                    "exporter and, when the prometheus and prometheus-alertmanager binaries "
+                    "are on PATH, a local Prometheus and Alertmanager wired to it.")
+    _config_option(demo)
+    demo.add_argument("--duration", type=_positive_float, default=None,
+                      help="seconds to run (default: until Ctrl-C)")
+    demo.add_argument("--port", type=_port, default=None,
+                      help="exporter port (default: exporter.port, 9464; 0 picks a free one)")
+    demo.add_argument("--no-stack", action="store_true",
+                      help="do not start Prometheus and Alertmanager even if installed")
+    demo.add_argument("--log-file", type=Path, default=None,
+                      help="write the JSON log lines to this file instead of stdout")
+    demo.add_argument("--scale", type=_positive_float, default=1.0,
+                      help="multiply the simulated durations (smaller is faster; default 1.0)")
+    demo.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable run")
+    demo.add_argument("--progress-interval", type=_positive_float, default=5.0,
+                      help="seconds between two progress lines (default 5)")
+
+    check = commands.add_parser(
+        "check", help="validate a config file, and the alert rules and Alertmanager config",
+        description="Validate a vigil config file; with promtool and amtool on PATH, also "
+                    "check alerts/*.rules.yml, alerts/prometheus.yml and alerts/alertmanager.yml.")
+    _config_option(check)
+    check.add_argument("--alerts-dir", type=Path, default=ALERTS_DIR,
+                       help=f"folder with the rules and configs (default: {ALERTS_DIR})")
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None,
+                        help="vigil YAML config (default: $VIGIL_CONFIG, else built-in defaults)")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 65535")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    return value
+
+
+def _configure(path: Path | None) -> vigil.VigilConfig:
+    return configure(str(path)) if path is not None else configure()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from vigil_exporter.server import serve_forever
+
+    config = _configure(args.config)
+    vigil.configure_logging(args.log_level)
+    host = args.host if args.host is not None else config.exporter.host
+    port = args.port if args.port is not None else config.exporter.port
+    print(f"vigil: serving http://{host}:{port}/metrics "
+          f"(webhook: {config.exporter.webhook_path}); Ctrl-C stops", file=sys.stderr)
+    try:
+        serve_forever(config.exporter, host=args.host, port=args.port,
+                      log_level=args.log_level.lower())
+    except OSError as err:
+        raise CommandError(str(err)) from None
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    source = str(args.config) if args.config is not None else None
+    load_config(source)  # raises ConfigError with the key, the value and what is allowed
+    print(f"config: OK ({source or 'defaults and VIGIL_* variables'})", file=sys.stderr)
+    alerts: Path = args.alerts_dir
+    failures = []
+    promtool, amtool = shutil.which("promtool"), shutil.which("amtool")
+    rules = sorted(str(p) for p in alerts.glob("*.rules.yml"))
+    checks: list[tuple[str, list[str]]] = []
+    if promtool and rules:
+        checks.append(("rules", [promtool, "check", "rules", *rules]))
+    if promtool and (alerts / "prometheus.yml").exists():
+        checks.append(("prometheus config",
+                       [promtool, "check", "config", str(alerts / "prometheus.yml")]))
+    if amtool and (alerts / "alertmanager.yml").exists():
+        checks.append(("alertmanager config",
+                       [amtool, "check-config", str(alerts / "alertmanager.yml")]))
+    for name, argv in checks:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            print(f"{name}: OK", file=sys.stderr)
+        else:
+            failures.append(name)
+            print(f"{name}: FAILED\n{(result.stdout + result.stderr).strip()}", file=sys.stderr)
+    if not promtool or not amtool:
+        missing = " and ".join(n for n, p in (("promtool", promtool), ("amtool", amtool))
+                               if not p)
+        print(f"note: {missing} not on PATH; rules/Alertmanager checks skipped "
+              "(Debian: apt-get install prometheus prometheus-alertmanager)", file=sys.stderr)
+    if failures:
+        raise CommandError(f"check failed: {', '.join(failures)}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from vigil_exporter.demo_runner import run_demo
+
+    config = _configure(args.config)
+    return run_demo(config, duration=args.duration, port=args.port, stack=not args.no_stack,
+                    log_file=args.log_file, scale=args.scale, seed=args.seed,
+                    progress_interval=args.progress_interval)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vigil`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    handlers = {"serve": _serve, "check": _check, "demo": _demo}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, CommandError) as err:
+        print(f"vigil: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # python -m vigil_exporter.cli
+    sys.exit(main())
