@@ -1,0 +1,99 @@
+"""vigil_exporter.cli: the vigil command's options, errors as one line, and its exit codes."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vigil import __version__
+from vigil_exporter.cli import main
+from vigil_exporter.stack import ALERTS_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+HAVE_TOOLS = shutil.which("promtool") is not None and shutil.which("amtool") is not None
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """vigil --version prints the version and exits 0."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"vigil {__version__}"
+
+
+def test_installed_entry_point_runs() -> None:
+    """The vigil script installed by pyproject answers --help with every command."""
+    vigil = Path(sys.executable).with_name("vigil")
+    result = subprocess.run([str(vigil), "--help"], capture_output=True, text=True, check=False,
+                            timeout=60)
+    assert result.returncode == 0
+    for command in ("serve", "demo", "check"):
+        assert command in result.stdout
+
+
+def test_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[str]) -> None:
+    """vigil check on config/monitoring.yaml and alerts/ succeeds."""
+    assert main(["check", "--config", str(REPO / "config" / "monitoring.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "config: OK" in err
+    if HAVE_TOOLS:
+        assert "rules: OK" in err
+        assert "prometheus config: OK" in err
+        assert "alertmanager config: OK" in err
+
+
+def test_check_reports_a_bad_config_in_one_line(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong value is one 'vigil: error:' line naming the key, with exit status 1."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("monitoring:\n  logging:\n    level: LOUD\n")
+    assert main(["check", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"vigil: error: monitoring.logging.level: got 'LOUD'; must be one of "
+                   f"DEBUG, INFO, WARNING, ERROR, CRITICAL"]
+
+
+@pytest.mark.skipif(not HAVE_TOOLS, reason="promtool/amtool are not installed")
+def test_check_fails_on_broken_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A rule file promtool rejects makes vigil check fail with status 1."""
+    for name in ("prometheus.yml", "alertmanager.yml"):
+        shutil.copy(ALERTS_DIR / name, tmp_path / name)
+    (tmp_path / "broken.rules.yml").write_text(
+        "groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: rate(\n")
+    assert main(["check", "--alerts-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "rules: FAILED" in err
+    assert err.strip().endswith("vigil: error: check failed: rules, prometheus config")
+
+
+def test_bad_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """An out-of-range port is rejected by the parser with exit status 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--port", "70000"])
+    assert exit_info.value.code == 2
+    assert "70000 is not between 0 and 65535" in capsys.readouterr().err
+
+
+def test_serve_on_a_busy_port_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """vigil serve on a port in use exits 1 with one line naming the address."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert lines == [f"vigil: error: [Errno 98] cannot listen on 127.0.0.1:{port}: "
+                     f"Address already in use"]
+
+
+def test_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    """vigil without a command prints usage and exits 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "usage: vigil" in capsys.readouterr().err
