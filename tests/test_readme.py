@@ -33,10 +33,22 @@ def test_every_setting_has_a_row() -> None:
 
 
 def test_every_builtin_metric_has_a_row() -> None:
-    """Each vigil_* metric name written in the library has a row in the metrics table."""
-    names = {m for path in (REPO / "lib").rglob("*.py")
+    """Each vigil_* metric name written in the library or exporter has a row in the table."""
+    names = {m for folder in ("lib", "exporter") for path in (REPO / folder).rglob("*.py")
              for m in METRIC_LITERAL.findall(path.read_text(encoding="utf-8"))} - NOT_METRICS
     assert names, "no metric names found: the pattern is wrong"
     rows = _table_rows()
     missing = sorted(n for n in names if not any(row.startswith(f"| `{n}`") for row in rows))
     assert missing == []
+
+
+def test_every_alert_has_a_row() -> None:
+    """Each alert in alerts/*.rules.yml has a row in the README's alerts table."""
+    import yaml
+
+    alerts = {rule["alert"] for path in (REPO / "alerts").glob("*.rules.yml")
+              for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+              for rule in group["rules"] if "alert" in rule}
+    assert alerts
+    rows = _table_rows()
+    assert sorted(a for a in alerts if not any(r.startswith(f"| `{a}`") for r in rows)) == []

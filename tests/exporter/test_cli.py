@@ -54,8 +54,8 @@ def test_check_reports_a_bad_config_in_one_line(tmp_path: Path,
     bad.write_text("monitoring:\n  logging:\n    level: LOUD\n")
     assert main(["check", "--config", str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"vigil: error: monitoring.logging.level: got 'LOUD'; must be one of "
-                   f"DEBUG, INFO, WARNING, ERROR, CRITICAL"]
+    assert err == ["vigil: error: monitoring.logging.level: got 'LOUD'; must be one of "
+                   "DEBUG, INFO, WARNING, ERROR, CRITICAL"]
 
 
 @pytest.mark.skipif(not HAVE_TOOLS, reason="promtool/amtool are not installed")
