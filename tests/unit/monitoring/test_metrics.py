@@ -332,3 +332,75 @@ def test_shared_monitor_holds_process_metrics() -> None:
 def test_monitor_without_process_metrics_has_none() -> None:
     """A fresh monitor's registry holds only what it records."""
     assert generate_latest(_monitor().registry) == b""
+
+
+def test_decorator_metrics_pass_promtool() -> None:
+    """The decorator's families (histogram, exemplar-free text format) are valid exposition."""
+    import shutil
+    import subprocess
+
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool is not installed")
+    monitor = _monitor()
+
+    @monitor_performance("checked", monitor=monitor)
+    def checked(fail: bool) -> None:
+        if fail:
+            raise ValueError("x")
+
+    checked(False)
+    with pytest.raises(ValueError):
+        checked(True)
+    result = subprocess.run(["promtool", "check", "metrics"],
+                            input=generate_latest(monitor.registry), capture_output=True,
+                            check=False)
+    assert (result.stdout + result.stderr).decode() == ""
+
+
+def test_exception_classes_are_capped() -> None:
+    """Past max_series_per_metric exception classes, new ones are counted as 'other'."""
+    vigil.configure({"monitoring": {"metrics": {"max_series_per_metric": 2}}})
+    monitor = _monitor()
+
+    @monitor_performance("raises", monitor=monitor)
+    def raises(kind: type[Exception]) -> None:
+        raise kind()
+
+    for kind in (KeyError, ValueError, OSError, TypeError):
+        with pytest.raises(kind):
+            raises(kind)
+    reg = monitor.registry
+    assert reg.get_sample_value("vigil_function_errors_total",
+                                {"function": "raises", "exception": "ValueError"}) == 1
+    assert reg.get_sample_value("vigil_function_errors_total",
+                                {"function": "raises", "exception": "other"}) == 2
+
+
+def test_multiprocess_mode_uses_prometheus_client_values(tmp_path: object) -> None:
+    """Under PROMETHEUS_MULTIPROC_DIR the decorator's counts reach MultiProcessCollector."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.multiprocess import MultiProcessCollector
+        from vigil.monitoring.metrics import PerformanceMonitor, monitor_performance
+
+        @monitor_performance("worker_job", monitor=PerformanceMonitor())
+        def job() -> None:
+            pass
+
+        for _ in range(3):
+            job()
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        print(registry.get_sample_value("vigil_function_calls_total",
+                                        {"function": "worker_job"}))
+    """)
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, check=False, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3.0"
