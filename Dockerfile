@@ -1,0 +1,51 @@
+# The vigil demo application: `vigil demo --no-stack` (the simulated agent application and its
+# exporter on port 9464). docker-compose.yaml runs it beside Prometheus, Alertmanager and Grafana;
+# on its own:  docker build -t vigil-demo . && docker run --rm -p 127.0.0.1:9464:9464 vigil-demo
+#
+# Stage 1 builds vigil's wheel from the repository (non-editable), stage 2 installs it with its
+# dependencies into a clean image that runs as an unprivileged user.
+
+FROM python:3.11.15-slim-bookworm AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /src
+# Only what the wheel is made of (.dockerignore keeps everything else out of the context).
+COPY pyproject.toml README.md ./
+COPY lib/ lib/
+COPY exporter/ exporter/
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
+
+FROM python:3.11.15-slim-bookworm
+
+# Inside a container the exporter must listen on all of the container's interfaces for
+# Prometheus (another container) to reach it; what the host exposes is decided by the published
+# port (docker-compose.yaml publishes on 127.0.0.1 only). Outside containers vigil stays on
+# loopback by default.
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    VIGIL_EXPORTER_HOST=0.0.0.0 \
+    VIGIL_EXPORTER_PORT=9464
+
+COPY --from=build /wheels/ /tmp/wheels/
+RUN pip install /tmp/wheels/*.whl \
+ && rm -rf /tmp/wheels \
+ && groupadd --system --gid 10001 vigil \
+ && useradd --system --uid 10001 --gid vigil --no-create-home --shell /usr/sbin/nologin vigil
+
+USER 10001:10001
+WORKDIR /tmp
+
+EXPOSE 9464
+
+# /healthz is the exporter's liveness route (always 200 while it serves); slim has no curl.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=2)"]
+
+# No --duration: runs until stopped (SIGTERM from `docker compose down` ends it cleanly and
+# prints the final report). --no-stack: compose provides Prometheus and Alertmanager.
+CMD ["vigil", "demo", "--no-stack"]
