@@ -211,6 +211,13 @@ class LocalStack:
             self._tmp.cleanup()
             self._tmp = None
 
+    def logs(self) -> dict[str, str]:
+        """The children's logs so far (name -> text), e.g. to show when a test fails."""
+        if self._tmp is None:
+            return {}
+        return {p.stem: p.read_text(errors="replace")
+                for p in sorted(Path(self._tmp.name).glob("*.log"))}
+
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs]
