@@ -22,6 +22,7 @@ correlation in Grafana, Loki and Tempo expects.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
@@ -29,7 +30,8 @@ import time
 import traceback
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from json.encoder import encode_basestring, encode_basestring_ascii
 from types import TracebackType
 from typing import IO, Any
 
@@ -39,7 +41,7 @@ from pythonjsonlogger.json import JsonFormatter
 from vigil.clock import format_rfc3339
 from vigil.config import LOG_LEVELS, VigilConfig, get_config, on_configure
 from vigil.monitoring import instruments
-from vigil.monitoring.context import current_span
+from vigil.monitoring.context import _current, current_span
 
 __all__ = [
     "REDACTED",
@@ -51,6 +53,11 @@ __all__ = [
 ]
 
 REDACTED = "[REDACTED]"
+# The C scanner JSONEncoder.iterencode uses (None where the C accelerator is missing).
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+# The level numbers as module constants: one global read per call instead of two lookups.
+_DEBUG, _INFO, _WARNING, _ERROR, _CRITICAL = (
+    logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
 _LEVEL_NUMBERS: dict[str, int] = {name: logging.getLevelNamesMapping()[name] for name in LOG_LEVELS}
 _MAX_REDACT_DEPTH = 32  # deeper structures are cut, not recursed into without end
 
@@ -65,6 +72,23 @@ def _is_secret(key: object, needles: tuple[str, ...]) -> bool:
     return any(needle in lowered for needle in needles)
 
 
+# Whether a str key is secret, per tuple of needles: metadata keys come from a small set, and
+# the substring scan is most of the cost of redaction. Bounded: cleared when it fills up.
+_SECRET_MEMO_SIZE = 4096
+_secret_memos: dict[tuple[str, ...], dict[str, bool]] = {}
+# Values kept as they are without a recursive call (bool is an int; None is a singleton).
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _secret_memo(needles: tuple[str, ...]) -> dict[str, bool]:
+    memo = _secret_memos.get(needles)
+    if memo is None:
+        if len(_secret_memos) >= 64:  # only a reconfiguration makes a new tuple of needles
+            _secret_memos.clear()
+        memo = _secret_memos.setdefault(needles, {})
+    return memo
+
+
 def redact(value: Any, keys: Iterable[str], _depth: int = 0) -> Any:
     """A copy of ``value`` with the values of secret-looking keys replaced by ``[REDACTED]``.
 
@@ -76,8 +100,27 @@ def redact(value: Any, keys: Iterable[str], _depth: int = 0) -> Any:
     if _depth > _MAX_REDACT_DEPTH:
         return "[TOO DEEP]"
     if isinstance(value, Mapping):
-        return {k: (REDACTED if _is_secret(k, needles) else redact(v, needles, _depth + 1))
-                for k, v in value.items()}
+        memo = _secret_memo(needles)
+        # Scalars are copied inline unless one level down is already past the depth cut.
+        atoms = _ATOMS if _depth < _MAX_REDACT_DEPTH else frozenset()
+        out = {}
+        for k, v in value.items():
+            if type(k) is str:
+                secret = memo.get(k)
+                if secret is None:
+                    secret = _is_secret(k, needles)
+                    if len(memo) >= _SECRET_MEMO_SIZE:
+                        memo.clear()
+                    memo[k] = secret
+            else:
+                secret = _is_secret(k, needles)
+            if secret:
+                out[k] = REDACTED
+            elif type(v) in atoms:
+                out[k] = v
+            else:
+                out[k] = redact(v, needles, _depth + 1)
+        return out
     if isinstance(value, list | tuple):
         return [redact(v, needles, _depth + 1) for v in value]
     return value
@@ -103,15 +146,55 @@ class JsonLineFormatter(JsonFormatter):
     skips building a ``LogRecord`` it does not need.
     """
 
+    # The json_* settings python-json-logger reads in jsonify_log_record, as properties: setting
+    # one drops the prepared encoder, so format_entry always serialises as they say.
+    _JSON_SETTINGS = ("json_default", "json_encoder", "json_serializer", "json_indent",
+                      "json_ensure_ascii")
+
     def __init__(self, redact_keys: Iterable[str] | None = None) -> None:
+        self._json: dict[str, Any] = {}
+        self._encoder_args: tuple[Any, ...] | None = None
         super().__init__(json_ensure_ascii=False)
         self.redact_keys = tuple(k.lower() for k in (
             redact_keys if redact_keys is not None
             else get_config().monitoring.logging.redact_keys))
 
     def format_entry(self, entry: dict[str, Any]) -> str:
-        line: str = self.jsonify_log_record(entry)
+        """``entry`` as one JSON line, exactly as ``jsonify_log_record`` writes it.
+
+        ``jsonify_log_record`` calls ``json.dumps(entry, cls=JsonEncoder, ...)``, which builds
+        a ``JsonEncoder`` and then its C scanner for every line (about a third of a line's
+        cost). Here the encoder (python-json-logger's, with its ``default`` for datetimes,
+        exceptions, bytes, ...) is built once, and each line gets the same C scanner
+        ``JSONEncoder.encode`` would make, with a fresh circular-reference map: same bytes.
+        """
+        args = self._encoder_args
+        if args is None:
+            args = self._prepare_encoder()
+        if args:
+            return "".join(_c_make_encoder({}, *args)(entry, 0))
+        line: str = self.jsonify_log_record(entry)  # settings the shortcut does not cover
         return line
+
+    def _prepare_encoder(self) -> tuple[Any, ...]:
+        """What ``_c_make_encoder`` needs besides the markers, or ``()`` if it does not apply."""
+        args: tuple[Any, ...] = ()
+        cls = self.json_encoder or json.JSONEncoder
+        if (_c_make_encoder is not None and self.json_serializer is json.dumps
+                and self.json_indent is None and isinstance(cls, type)
+                and issubclass(cls, json.JSONEncoder)
+                and cls.encode is json.JSONEncoder.encode
+                and cls.iterencode is json.JSONEncoder.iterencode):
+            # What json.dumps(entry, default=..., cls=..., indent=..., ensure_ascii=...) builds.
+            encoder = cls(skipkeys=False, ensure_ascii=self.json_ensure_ascii,
+                          check_circular=True, allow_nan=True, indent=None, separators=None,
+                          default=self.json_default, sort_keys=False)
+            args = (encoder.default,
+                    encode_basestring_ascii if encoder.ensure_ascii else encode_basestring,
+                    None, encoder.key_separator, encoder.item_separator, encoder.sort_keys,
+                    encoder.skipkeys, encoder.allow_nan)
+        self._encoder_args = args
+        return args
 
     def format(self, record: logging.LogRecord) -> str:
         return self.format_entry(self.record_to_entry(record))
@@ -136,6 +219,21 @@ class JsonLineFormatter(JsonFormatter):
             entry["exception"] = _exception_fields(record.exc_info)
         return entry
 
+
+def _json_setting(name: str) -> property:
+    def get(self: JsonLineFormatter) -> Any:
+        return self._json.get(name)
+
+    def set_(self: JsonLineFormatter, value: Any) -> None:
+        self._json[name] = value
+        self._encoder_args = None
+
+    return property(get, set_)
+
+
+for _name in JsonLineFormatter._JSON_SETTINGS:
+    setattr(JsonLineFormatter, _name, _json_setting(_name))
+del _name
 
 _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message", "asctime", "taskName"}
@@ -162,6 +260,9 @@ class _LevelCounter:
         family = instruments.counter(registry, "vigil_log_messages_total",
                                      "Log lines written, by level.", ["level"])
         self.children = {name: family.labels(name) for name in LOG_LEVELS}
+        # Each child's inc, bound once: StructuredLogger calls these directly.
+        self.incs: dict[str, Callable[[], None]] = {
+            name: child.inc for name, child in self.children.items()}
 
     def inc(self, level: str) -> None:
         child = self.children.get(level)
@@ -236,28 +337,28 @@ class StructuredLogger:
               trace_id: str | None = None, span_id: str | None = None,
               exc_info: bool | BaseException | ExcInfo | None = None) -> None:
         """Log at DEBUG."""
-        if self._level <= logging.DEBUG:
+        if self._level <= _DEBUG:
             self._log("DEBUG", message, metadata, trace_id, span_id, exc_info)
 
     def info(self, message: str, metadata: Mapping[str, Any] | None = None, *,
              trace_id: str | None = None, span_id: str | None = None,
              exc_info: bool | BaseException | ExcInfo | None = None) -> None:
         """Log at INFO."""
-        if self._level <= logging.INFO:
+        if self._level <= _INFO:
             self._log("INFO", message, metadata, trace_id, span_id, exc_info)
 
     def warning(self, message: str, metadata: Mapping[str, Any] | None = None, *,
                 trace_id: str | None = None, span_id: str | None = None,
                 exc_info: bool | BaseException | ExcInfo | None = None) -> None:
         """Log at WARNING."""
-        if self._level <= logging.WARNING:
+        if self._level <= _WARNING:
             self._log("WARNING", message, metadata, trace_id, span_id, exc_info)
 
     def error(self, message: str, metadata: Mapping[str, Any] | None = None, *,
               trace_id: str | None = None, span_id: str | None = None,
               exc_info: bool | BaseException | ExcInfo | None = None) -> None:
         """Log at ERROR; inside an ``except`` block the exception is attached automatically."""
-        if self._level <= logging.ERROR:
+        if self._level <= _ERROR:
             self._log("ERROR", message, metadata, trace_id, span_id,
                       True if exc_info is None else exc_info)
 
@@ -265,7 +366,7 @@ class StructuredLogger:
                  trace_id: str | None = None, span_id: str | None = None,
                  exc_info: bool | BaseException | ExcInfo | None = None) -> None:
         """Log at CRITICAL; inside an ``except`` block the exception is attached automatically."""
-        if self._level <= logging.CRITICAL:
+        if self._level <= _CRITICAL:
             self._log("CRITICAL", message, metadata, trace_id, span_id,
                       True if exc_info is None else exc_info)
 
@@ -289,37 +390,41 @@ class StructuredLogger:
     def _log(self, level: str, message: str, metadata: Mapping[str, Any] | None,
              trace_id: str | None, span_id: str | None,
              exc_info: bool | BaseException | ExcInfo | None) -> None:
+        formatter = self._formatter
         try:
-            entry = self._entry(level, message, metadata, trace_id, span_id, exc_info)
-            line = self._formatter.format_entry(entry)
+            span = _current.get()
+            line_trace, line_span = trace_id, span_id  # the fallback below keeps the arguments
+            if span is not None and (trace_id is None or trace_id == span.span_id):
+                line_trace, line_span = span.trace_id, span_id or span.span_id
+            entry: dict[str, Any] = {
+                "timestamp": _timestamp(),
+                "level": level,
+                "component": self.component,
+                "message": message if isinstance(message, str) else str(message),
+                "trace_id": line_trace,
+                "span_id": line_span,
+                "metadata": redact(metadata, formatter.redact_keys) if metadata else {},
+            }
+            if exc_info is not None and exc_info is not False:
+                info = _exc_info(exc_info)
+                if info is not None:
+                    entry["exception"] = _exception_fields(info)
+            line = formatter.format_entry(entry)
         except Exception as err:  # never let logging break the caller
             entry = {"timestamp": format_rfc3339(time.time()), "level": level,
                      "component": self.component, "message": str(message), "trace_id": trace_id,
                      "span_id": span_id, "metadata": {"log_error": repr(err)}}
-            line = self._formatter.format_entry(entry)
+            line = formatter.format_entry(entry)
         self._buffer.append(entry)
-        _write_line(self._stream, line)
-        self._counter.inc(level)
-
-    def _entry(self, level: str, message: str, metadata: Mapping[str, Any] | None,
-               trace_id: str | None, span_id: str | None,
-               exc_info: bool | BaseException | ExcInfo | None) -> dict[str, Any]:
-        span = current_span()
-        if span is not None and (trace_id is None or trace_id == span.span_id):
-            trace_id, span_id = span.trace_id, span_id or span.span_id
-        entry: dict[str, Any] = {
-            "timestamp": format_rfc3339(time.time()),
-            "level": level,
-            "component": self.component,
-            "message": message if isinstance(message, str) else str(message),
-            "trace_id": trace_id,
-            "span_id": span_id,
-            "metadata": redact(metadata, self._formatter.redact_keys) if metadata else {},
-        }
-        info = _exc_info(exc_info)
-        if info is not None:
-            entry["exception"] = _exception_fields(info)
-        return entry
+        # _write_line inlined.
+        stream = self._stream
+        out = stream if stream is not None else (_default_stream or sys.stdout)
+        with _write_lock:
+            out.write(line + "\n")
+            out.flush()
+        inc = self._counter.incs.get(level)
+        if inc is not None:
+            inc()
 
     def _apply(self, config: VigilConfig) -> None:
         settings = config.monitoring.logging
@@ -329,6 +434,24 @@ class StructuredLogger:
             self._buffer = deque(self._buffer, maxlen=settings.buffer_size)
         if not self._fixed_redact:
             self._formatter.redact_keys = tuple(k.lower() for k in settings.redact_keys)
+
+
+_last_stamp: tuple[int, str] = (-1, "")  # (epoch milliseconds, its text), swapped whole
+
+
+def _timestamp() -> str:
+    """``format_rfc3339(time.time())``, reusing the text while the millisecond is the same.
+
+    A busy logger writes many lines per millisecond; the text depends only on the millisecond.
+    """
+    global _last_stamp
+    now = time.time()
+    millis = int(now * 1000)
+    last, text = _last_stamp
+    if millis != last:
+        text = format_rfc3339(now)
+        _last_stamp = (millis, text)
+    return text
 
 
 def _exc_info(value: bool | BaseException | ExcInfo | None) -> ExcInfo | None:

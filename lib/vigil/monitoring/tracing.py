@@ -56,6 +56,7 @@ import functools
 import inspect
 import threading
 import time
+import weakref
 from bisect import bisect_left
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping
@@ -64,22 +65,21 @@ from itertools import islice
 from types import TracebackType
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, values
+from prometheus_client import metrics as _prometheus_metrics
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar, Sample
+from prometheus_client.utils import floatToGoString
 
 from vigil.clock import SYSTEM_CLOCK, Clock, SystemClock, format_rfc3339
 from vigil.config import VigilConfig, get_config, on_configure
 from vigil.monitoring import instruments
-from vigil.monitoring.context import (
-    SpanContext,
-    attach,
-    current_span,
-    detach,
-    new_span_id,
-    new_trace_id,
-)
 
-# The context variable itself rather than ``use_span``: ``use_span`` is a generator-based context
-# manager costing ~0.9 us per span, a third of the budget of a whole span; set/reset is ~0.08 us.
+# The context variable and the id source themselves rather than the helpers around them
+# (current_span, attach/detach, new_span_id, use_span): each helper is a Python call, and a
+# span's whole budget is about twenty of those.
+from vigil.monitoring.context import SpanContext, _bits, _current
 from vigil.monitoring.logs import StructuredLogger
 from vigil.monitoring.metrics import performance_monitor
 
@@ -99,6 +99,8 @@ ACTIVE = "active"
 _BUCKETS = instruments.SECOND_BUCKETS
 _EXEMPLAR_INTERVAL = 1.0  # seconds between two exemplars on one bucket of one series
 _DROP_WARNING_INTERVAL = 60.0  # seconds between two "dropped active entries" warnings
+_new_tuple = tuple.__new__
+_new_object = object.__new__
 
 
 
@@ -120,31 +122,171 @@ class _Entry:
     __slots__ = ("component", "end", "error", "id", "metadata", "operation", "parent_id",
                  "recorded", "span", "start", "start_wall", "status")
 
-    def __init__(self, span_id: str, span: SpanContext, parent_id: str | None, component: str,
-                 operation: str, metadata: dict[str, Any] | None, start: float,
-                 start_wall: float, recorded: bool) -> None:
-        self.id = span_id  # == span.span_id, kept flat: it is the key of every index
-        self.span = span
-        self.parent_id = parent_id
-        self.component = component
-        self.operation = operation
-        self.metadata = metadata
-        self.start = start  # clock.monotonic(), for the duration
-        self.start_wall = start_wall  # clock.time(), for the timestamps
-        self.recorded = recorded  # False when tracing was disabled at start
-        self.end: float | None = None
-        self.status: str | None = None
-        self.error: dict[str, Any] | None = None
+    # Built only by ExecutionTracer._start, field by field (no __init__: a Python-level
+    # constructor call is a twentieth of a span). Every field is set there.
+    id: str  # == span.span_id, kept flat: it is the key of every index
+    span: SpanContext
+    parent_id: str | None
+    component: str
+    operation: str
+    metadata: dict[str, Any] | None
+    start: float  # clock.monotonic(), for the duration
+    start_wall: float  # clock.time(), for the timestamps
+    recorded: bool  # False when tracing was disabled at start
+    end: float | None  # None while it runs
+    status: str | None  # None while it runs
+    error: dict[str, Any] | None
 
 
 class _Series:
-    """A histogram child plus when each of its buckets may take its next exemplar."""
+    """A histogram child plus when each of its buckets may take its next exemplar.
+
+    Multiprocess mode only (see :class:`_Durations` for the usual path).
+    """
 
     __slots__ = ("child", "next_exemplar")
 
     def __init__(self, child: Any) -> None:
         self.child = child
         self.next_exemplar = [float("-inf")] * (len(_BUCKETS) + 1)
+
+
+# prometheus_client picks its value class at import from PROMETHEUS_MULTIPROC_DIR; so do we
+# (as vigil.monitoring.metrics does for @monitor_performance).
+_MULTIPROCESS = values.ValueClass is not values.MutexValue
+_DURATION = "vigil_trace_duration_seconds"
+_DURATION_DOC = "Duration of traced operations, by outcome."
+_DURATION_LABELS = ("component", "operation", "status")
+_LES = tuple(floatToGoString(b) for b in (*_BUCKETS, float("inf")))  # type: ignore[no-untyped-call]
+_DROPPED_SERIES_DOC = ("Records sent to the 'other' series because a metric reached its "
+                       "label-set cap.")  # instruments' text: the family is shared
+
+
+class _Durations:
+    """One ``vigil_trace_duration_seconds`` series, counted under its tracer's lock.
+
+    A prometheus_client histogram child takes a lock for its sum and another for its bucket on
+    every observation (about half a microsecond, a fifth of a span); here the counts are plain
+    fields updated inside the lock the tracer already holds to end the entry, and
+    :class:`_DurationCollector` turns them into the family at scrape time, exemplars included.
+    """
+
+    __slots__ = ("buckets", "created", "exemplars", "labels", "next_exemplar", "total")
+
+    def __init__(self, labels: tuple[str, str, str]) -> None:
+        self.labels = labels
+        self.buckets = [0] * (len(_BUCKETS) + 1)  # per bucket, not cumulative; last is +Inf
+        self.total = 0.0
+        self.exemplars: list[Exemplar | None] = [None] * (len(_BUCKETS) + 1)
+        self.next_exemplar = [float("-inf")] * (len(_BUCKETS) + 1)
+        self.created = time.time()  # as prometheus_client stamps a new child
+
+    def count(self, seconds: float, end: float, trace_id: str) -> None:
+        """Add one observation (call with the owning tracer's lock held)."""
+        index = bisect_left(_BUCKETS, seconds)
+        self.buckets[index] += 1
+        self.total += seconds
+        if end >= self.next_exemplar[index]:
+            self.next_exemplar[index] = end + _EXEMPLAR_INTERVAL
+            self.exemplars[index] = Exemplar({"trace_id": trace_id}, seconds, time.time())
+
+
+_Store = tuple[threading.Lock, dict[tuple[str, str, str], _Durations]]
+
+
+class _DurationCollector(Collector):
+    """``vigil_trace_duration_seconds`` of every tracer on one registry, built at scrape time.
+
+    Tracers sharing a registry add up, as they did sharing one prometheus_client histogram, and
+    a tracer's counts outlive it (the collector keeps its store). It also keeps the label-set
+    cap of :mod:`vigil.monitoring.instruments`: past ``max_series_per_metric`` label sets a
+    record goes to the ``other`` series and is counted in ``vigil_dropped_series_total``.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._lock = threading.Lock()
+        self._stores: list[_Store] = []
+        self._admitted: set[tuple[str, str, str]] = set()
+        self.max_series = get_config().monitoring.metrics.max_series_per_metric
+        self._dropped = instruments.counter(
+            registry, "vigil_dropped_series_total", _DROPPED_SERIES_DOC, ["metric"]).metric
+
+    def add(self, store: _Store) -> None:
+        with self._lock:
+            self._stores.append(store)
+
+    def admit(self, key: tuple[str, str, str]) -> bool:
+        """Whether ``key`` has (or now gets) a series of its own; if not, counts the drop."""
+        with self._lock:
+            if key in self._admitted:
+                return True
+            if len(self._admitted) < self.max_series:
+                self._admitted.add(key)
+                return True
+        self._dropped.labels(_DURATION).inc()
+        return False
+
+    def describe(self) -> list[Metric]:
+        return [HistogramMetricFamily(_DURATION, _DURATION_DOC, labels=_DURATION_LABELS)]
+
+    def collect(self) -> list[Metric]:
+        with self._lock:
+            stores = list(self._stores)
+        merged: dict[tuple[str, str, str], tuple[list[int], float, list[Exemplar | None],
+                                                 float]] = {}
+        for lock, series in stores:
+            with lock:
+                all_series = list(series.values())
+            for one in all_series:
+                with lock:  # one series at a time: spans never wait for a whole scrape
+                    snap = (list(one.buckets), one.total, list(one.exemplars), one.created)
+                seen = merged.get(one.labels)
+                merged[one.labels] = snap if seen is None else _merge(seen, snap)
+        family = HistogramMetricFamily(_DURATION, _DURATION_DOC, labels=_DURATION_LABELS)
+        created = _prometheus_metrics._use_created
+        for labels, (buckets, total, exemplars, since) in merged.items():
+            points: list[Any] = []
+            cumulative = 0.0
+            for le, n, exemplar in zip(_LES, buckets, exemplars, strict=True):
+                cumulative += n
+                points.append((le, cumulative) if exemplar is None else (le, cumulative, exemplar))
+            family.add_metric(labels, points, total)
+            if created:
+                family.samples.append(Sample(_DURATION + "_created",
+                                             dict(zip(_DURATION_LABELS, labels, strict=True)),
+                                             since))
+        return [family]
+
+
+def _merge(a: tuple[list[int], float, list[Exemplar | None], float],
+           b: tuple[list[int], float, list[Exemplar | None], float]
+           ) -> tuple[list[int], float, list[Exemplar | None], float]:
+    """Two tracers' counts of one label set, added up (the latest exemplar per bucket)."""
+    exemplars = [_newer(x, y) for x, y in zip(a[2], b[2], strict=True)]
+    return ([x + y for x, y in zip(a[0], b[0], strict=True)], a[1] + b[1], exemplars,
+            min(a[3], b[3]))
+
+
+def _newer(x: Exemplar | None, y: Exemplar | None) -> Exemplar | None:
+    if x is None or y is None:
+        return y if x is None else x
+    return x if float(x.timestamp or 0.0) >= float(y.timestamp or 0.0) else y
+
+
+_collectors: weakref.WeakKeyDictionary[CollectorRegistry, _DurationCollector] = (
+    weakref.WeakKeyDictionary())
+_collectors_lock = threading.Lock()
+
+
+def _duration_collector(registry: CollectorRegistry) -> _DurationCollector:
+    """The registry's duration collector, registered on first use."""
+    with _collectors_lock:
+        collector = _collectors.get(registry)
+        if collector is None:
+            collector = _DurationCollector(registry)
+            registry.register(collector)
+            _collectors[registry] = collector
+        return collector
 
 
 # (entry, status, end, error, metadata): the mutable fields read under the lock.
@@ -234,14 +376,23 @@ class ExecutionTracer:
         self._active: dict[str, _Entry] = {}  # insertion order = start order: oldest first
         self._completed: deque[_Entry] = deque()  # ring buffer, oldest first
         self._children: dict[str, dict[str, _Entry]] = {}  # parent span id -> children
-        self._series: dict[tuple[str, str, str], _Series] = {}
+        # (component, operation, status) -> its duration series; read and counted under _lock.
+        # Stays empty in multiprocess mode, where _mp_series holds prometheus_client children.
+        self._series: dict[tuple[str, str, str], _Durations] = {}
+        self._mp_series: dict[tuple[str, str, str], _Series] = {}
         self._dropped_since_warning = 0
         self._next_drop_warning = float("-inf")
 
-        self._duration = instruments.histogram(
-            self.registry, "vigil_trace_duration_seconds",
-            "Duration of traced operations, by outcome.",
-            ("component", "operation", "status"), buckets=_BUCKETS)
+        if _MULTIPROCESS:
+            # Every value must live in prometheus_client's files for MultiProcessCollector to
+            # add the workers up, so the histogram stays a prometheus_client one there.
+            self._duration: instruments.Family[Any] | None = instruments.histogram(
+                self.registry, _DURATION, _DURATION_DOC, _DURATION_LABELS, buckets=_BUCKETS)
+            self._collector: _DurationCollector | None = None
+        else:
+            self._duration = None
+            self._collector = _duration_collector(self.registry)
+            self._collector.add((self._lock, self._series))
         dropped = instruments.counter(
             self.registry, "vigil_traces_dropped_total",
             "Trace entries discarded before they ended, by reason.", ("reason",))
@@ -305,7 +456,7 @@ class ExecutionTracer:
         ideally in a ``finally`` block.
         """
         if parent_trace_id is None:
-            parent = current_span()
+            parent = _current.get()
         else:
             with self._lock:
                 known = self._entries.get(parent_trace_id)
@@ -330,10 +481,14 @@ class ExecutionTracer:
         if info is not None and status == "success":
             status = "error"
         end = self._monotonic()
+        series = None
         with self._lock:
             entry = self._active.pop(trace_id, None)
             if entry is not None:
                 self._complete_locked(entry, end, status, info, metadata)
+                series = self._series.get((entry.component, entry.operation, status))
+                if series is not None:
+                    series.count(end - entry.start, end, entry.span.trace_id)
         if entry is None:
             if self._enabled:
                 self._logger.warning(
@@ -341,7 +496,8 @@ class ExecutionTracer:
                     "max_active_traces are dropped); nothing recorded",
                     metadata={"id": trace_id, "status": status})
             return
-        self._observe(entry, status, end)
+        if series is None:
+            self._observe(entry, status, end)
 
     def get_trace(self, trace_id: str) -> dict[str, Any] | None:
         """The entry ``trace_id`` as a flat dict (no ``children``), or ``None``."""
@@ -400,18 +556,28 @@ class ExecutionTracer:
 
     def _start(self, component: str, operation: str, metadata: Mapping[str, Any] | None,
                parent: SpanContext | None) -> _Entry:
-        # The id helpers inlined: two function calls are a tenth of this method's cost.
-        span_id = new_span_id()
+        # new_span_id/new_trace_id and SpanContext(...) inlined: tuple.__new__ skips the
+        # NamedTuple's Python-level __new__, and each helper call is a tenth of this method.
+        span_id = (_bits(64) or 1).to_bytes(8, "big").hex()
         if parent is None:
-            span = SpanContext(new_trace_id(), span_id)
+            span = _new_tuple(SpanContext, ((_bits(128) or 1).to_bytes(16, "big").hex(),
+                                            span_id, True, False))
             parent_id = None
         else:
-            span = SpanContext(parent.trace_id, span_id, parent.sampled)
+            span = _new_tuple(SpanContext, (parent.trace_id, span_id, parent.sampled, False))
             parent_id = parent.span_id
-        entry = _Entry(span_id, span, parent_id, component, operation,
-                       None if metadata is None else dict(metadata),
-                       self._monotonic(), self._wall(), self._enabled)
-        if not entry.recorded:
+        entry = _new_object(_Entry)
+        entry.id = span_id
+        entry.span = span
+        entry.parent_id = parent_id
+        entry.component = component
+        entry.operation = operation
+        entry.metadata = None if metadata is None else dict(metadata)
+        entry.start = self._monotonic()
+        entry.start_wall = self._wall()
+        entry.end = entry.status = entry.error = None
+        entry.recorded = recorded = self._enabled
+        if not recorded:
             return entry
         lock = self._lock
         lock.acquire()
@@ -435,35 +601,58 @@ class ExecutionTracer:
         return entry
 
     def _end(self, entry: _Entry, status: str, error: dict[str, Any] | None) -> None:
-        """End an entry started by a scope or decorator (which hold the entry itself)."""
+        """End an entry started by a scope or decorator (which hold the entry itself).
+
+        One lock acquisition completes the entry, evicts the oldest from the ring and counts
+        the duration (_complete_locked, _evict_locked and _Durations.count inlined).
+        """
         if not entry.recorded:
             return
         end = self._monotonic()
+        seconds = end - entry.start
         lock = self._lock
         lock.acquire()
         try:
-            stored = self._active.pop(entry.id, None) is entry
-            if stored:
-                self._complete_locked(entry, end, status, error, None)
+            if self._active.pop(entry.id, None) is entry:
+                stale = False
+                entry.end = end
+                entry.status = status
+                entry.error = error
+                completed = self._completed
+                if len(completed) >= self._retention:
+                    old = completed.popleft()
+                    self._entries.pop(old.id, None)
+                    parent_id = old.parent_id
+                    if parent_id is not None:
+                        kids = self._children.get(parent_id)
+                        if kids is not None:
+                            kids.pop(old.id, None)
+                            if not kids:
+                                del self._children[parent_id]
+                completed.append(entry)
+            else:
+                # Ended by end_trace already (stale), or dropped past max_active or cleared
+                # before it ended: the operation still happened, so its duration counts.
+                stale = entry.end is not None
+            series = None if stale else \
+                self._series.get((entry.component, entry.operation, status))
+            if series is not None:
+                index = bisect_left(_BUCKETS, seconds)
+                series.buckets[index] += 1
+                series.total += seconds
+                if end >= series.next_exemplar[index]:
+                    series.next_exemplar[index] = end + _EXEMPLAR_INTERVAL
+                    series.exemplars[index] = Exemplar({"trace_id": entry.span.trace_id},
+                                                       seconds, time.time())
         finally:
             lock.release()
-        if not stored and entry.end is not None:
-            self._logger.warning(
-                "trace already ended by end_trace before its scope closed",
-                metadata={"id": entry.id, "status": status})
-            return
-        # Stored, or dropped past max_active (or cleared) before it ended: the operation still
-        # happened, so its duration counts either way. (_observe inlined.)
-        seconds = end - entry.start
-        series = self._series.get((entry.component, entry.operation, status))
         if series is None:
-            series = self._new_series((entry.component, entry.operation, status))
-        bucket = bisect_left(_BUCKETS, seconds)
-        if end >= series.next_exemplar[bucket]:
-            series.next_exemplar[bucket] = end + _EXEMPLAR_INTERVAL
-            series.child.observe(seconds, {"trace_id": entry.span.trace_id})
-        else:
-            series.child.observe(seconds)
+            if stale:
+                self._logger.warning(
+                    "trace already ended by end_trace before its scope closed",
+                    metadata={"id": entry.id, "status": status})
+            else:
+                self._observe(entry, status, end)
 
     def _complete_locked(self, entry: _Entry, end: float, status: str,
                          error: dict[str, Any] | None, metadata: Mapping[str, Any] | None) -> None:
@@ -519,27 +708,46 @@ class ExecutionTracer:
                 metadata={"dropped": dropped, "max_active_traces": self._max_active})
 
     def _observe(self, entry: _Entry, status: str, end: float) -> None:
+        """The slow path of a duration: a new label set, one past the cap, multiprocess mode."""
         seconds = end - entry.start
         key = (entry.component, entry.operation, status)
-        series = self._series.get(key)
+        collector = self._collector
+        if collector is None:
+            self._observe_multiprocess(key, seconds, end, entry.span.trace_id)
+            return
+        if collector.admit(key):
+            fresh = _Durations(key)
+            with self._lock:
+                self._series.setdefault(key, fresh).count(seconds, end, entry.span.trace_id)
+            return
+        # Past the cap: never cached under its own key, so every such record is counted.
+        overflow = (instruments.OVERFLOW_LABEL_VALUE,) * 3
+        fresh = _Durations(overflow)
+        with self._lock:
+            self._series.setdefault(overflow, fresh).count(seconds, end, entry.span.trace_id)
+
+    def _observe_multiprocess(self, key: tuple[str, str, str], seconds: float, end: float,
+                              trace_id: str) -> None:
+        series = self._mp_series.get(key)
         if series is None:
             series = self._new_series(key)
         bucket = bisect_left(_BUCKETS, seconds)
         if end >= series.next_exemplar[bucket]:
             series.next_exemplar[bucket] = end + _EXEMPLAR_INTERVAL
-            series.child.observe(seconds, {"trace_id": entry.span.trace_id})
+            series.child.observe(seconds, {"trace_id": trace_id})
         else:
             series.child.observe(seconds)
 
     def _new_series(self, key: tuple[str, str, str]) -> _Series:
         family = self._duration
+        assert family is not None
         # Cache a child only while the family surely admits new label sets: past its cap,
         # family.labels() must be called each time so every overflow is counted.
         cacheable = family.series_count() < family.max_series
         series = _Series(family.labels(*key))
         if cacheable:
             with self._lock:
-                series = self._series.setdefault(key, series)
+                series = self._mp_series.setdefault(key, series)
         return series
 
 
@@ -548,9 +756,8 @@ execution_tracer = ExecutionTracer()
 on_configure(execution_tracer.reconfigure)
 
 
-def _resolve(tracer: ExecutionTracer | None) -> ExecutionTracer:
-    # Looked up at call time, so replacing the module's execution_tracer takes effect.
-    return tracer if tracer is not None else execution_tracer
+# Scopes and decorators read the module's execution_tracer at call time (not bound once), so
+# replacing it takes effect.
 
 
 class TraceScope:
@@ -564,6 +771,7 @@ class TraceScope:
     _entry: _Entry  # set by __enter__, like _used
     _used: ExecutionTracer
 
+    # trace_context() sets these same fields without calling __init__: keep the two in step.
     def __init__(self, component: str, operation: str, metadata: Mapping[str, Any] | None = None,
                  tracer: ExecutionTracer | None = None) -> None:
         self._component = component
@@ -576,10 +784,10 @@ class TraceScope:
         if self._token is not None:
             raise RuntimeError("this trace_context is already active; make one per block")
         tracer = self._tracer if self._tracer is not None else execution_tracer
-        entry = tracer._start(self._component, self._operation, self._metadata, current_span())
+        entry = tracer._start(self._component, self._operation, self._metadata, _current.get())
         self._used = tracer
         self._entry = entry
-        self._token = attach(entry.span)
+        self._token = _current.set(entry.span)
         return entry.id
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -588,7 +796,7 @@ class TraceScope:
         if token is None:
             raise RuntimeError("this trace_context was not entered")
         self._token = None
-        detach(token)
+        _current.reset(token)
         if exc is None:
             self._used._end(self._entry, "success", None)
         else:
@@ -610,7 +818,14 @@ def trace_context(component: str, operation: str, metadata: Mapping[str, Any] | 
     raises, the entry ends with ``status="error"`` and the exception's type and message, and the
     exception propagates. ``tracer`` defaults to the module's ``execution_tracer``.
     """
-    return TraceScope(component, operation, metadata, tracer)
+    # TraceScope.__init__ inlined (one Python call less per block); keep the two in step.
+    scope: TraceScope = _new_object(TraceScope)
+    scope._component = component
+    scope._operation = operation
+    scope._metadata = metadata
+    scope._tracer = tracer
+    scope._token = None
+    return scope
 
 
 def trace_execution(component: str, operation: str, metadata: Mapping[str, Any] | None = None, *,
@@ -641,16 +856,16 @@ def _trace_function(fn: Callable[..., Any], component: str, operation: str,
                     metadata: Mapping[str, Any] | None,
                     tracer: ExecutionTracer | None) -> Callable[..., Any]:
     def traced(*args: Any, **kwargs: Any) -> Any:
-        used = _resolve(tracer)
-        entry = used._start(component, operation, metadata, current_span())
-        token = attach(entry.span)
+        used = tracer if tracer is not None else execution_tracer
+        entry = used._start(component, operation, metadata, _current.get())
+        token = _current.set(entry.span)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            detach(token)
+            _current.reset(token)
             used._end(entry, *_outcome(exc))
             raise
-        detach(token)
+        _current.reset(token)
         used._end(entry, "success", None)
         return result
 
@@ -662,16 +877,16 @@ def _trace_coroutine(fn: Callable[..., Coroutine[Any, Any, Any]], component: str
                      tracer: ExecutionTracer | None) -> Callable[..., Any]:
     async def traced(*args: Any, **kwargs: Any) -> Any:
         # The variable belongs to this task's context, so it holds across the awaits below.
-        used = _resolve(tracer)
-        entry = used._start(component, operation, metadata, current_span())
-        token = attach(entry.span)
+        used = tracer if tracer is not None else execution_tracer
+        entry = used._start(component, operation, metadata, _current.get())
+        token = _current.set(entry.span)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            detach(token)
+            _current.reset(token)
             used._end(entry, *_outcome(exc))
             raise
-        detach(token)
+        _current.reset(token)
         used._end(entry, "success", None)
         return result
 
@@ -682,8 +897,8 @@ def _trace_generator(fn: Callable[..., Generator[Any, Any, Any]], component: str
                      operation: str, metadata: Mapping[str, Any] | None,
                      tracer: ExecutionTracer | None) -> Callable[..., Any]:
     def traced(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        used = _resolve(tracer)
-        entry = used._start(component, operation, metadata, current_span())
+        used = tracer if tracer is not None else execution_tracer
+        entry = used._start(component, operation, metadata, _current.get())
         span = entry.span
         status: str = "success"
         error: dict[str, Any] | None = None
@@ -691,15 +906,15 @@ def _trace_generator(fn: Callable[..., Generator[Any, Any, Any]], component: str
             # Generators share their consumer's context, so the span is set around each step of
             # the inner generator only; holding it across a yield would make the consumer's own
             # work a child of this generator.
-            token = attach(span)
+            token = _current.set(span)
             try:
                 inner = fn(*args, **kwargs)
             finally:
-                detach(token)
+                _current.reset(token)
             sent: Any = None
             thrown: BaseException | None = None
             while True:
-                token = attach(span)
+                token = _current.set(span)
                 try:
                     if thrown is None:
                         item = inner.send(sent)
@@ -708,15 +923,15 @@ def _trace_generator(fn: Callable[..., Generator[Any, Any, Any]], component: str
                 except StopIteration as stop:
                     return stop.value
                 finally:
-                    detach(token)
+                    _current.reset(token)
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    token = attach(span)
+                    token = _current.set(span)
                     try:
                         inner.close()
                     finally:
-                        detach(token)
+                        _current.reset(token)
                     raise
                 except BaseException as exc:
                     thrown = exc
@@ -733,22 +948,22 @@ def _trace_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], componen
                            operation: str, metadata: Mapping[str, Any] | None,
                            tracer: ExecutionTracer | None) -> Callable[..., Any]:
     async def traced(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        used = _resolve(tracer)
-        entry = used._start(component, operation, metadata, current_span())
+        used = tracer if tracer is not None else execution_tracer
+        entry = used._start(component, operation, metadata, _current.get())
         span = entry.span
         status: str = "success"
         error: dict[str, Any] | None = None
         try:
             # As for generators: the span is current only while the inner generator runs.
-            token = attach(span)
+            token = _current.set(span)
             try:
                 inner = fn(*args, **kwargs)
             finally:
-                detach(token)
+                _current.reset(token)
             sent: Any = None
             thrown: BaseException | None = None
             while True:
-                token = attach(span)
+                token = _current.set(span)
                 try:
                     if thrown is None:
                         item = await inner.asend(sent)
@@ -757,15 +972,15 @@ def _trace_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], componen
                 except StopAsyncIteration:
                     return
                 finally:
-                    detach(token)
+                    _current.reset(token)
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    token = attach(span)
+                    token = _current.set(span)
                     try:
                         await inner.aclose()
                     finally:
-                        detach(token)
+                        _current.reset(token)
                     raise
                 except BaseException as exc:
                     thrown = exc

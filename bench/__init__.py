@@ -1,0 +1,1 @@
+"""vigil's benchmarks against the libraries people use today; run ``python -m bench.run``."""
