@@ -272,6 +272,12 @@ def breaker_list(breakers: Iterable[CircuitBreaker]) -> list[dict[str, Any]]:
     return entries
 
 
+def _redacted(metadata: Any) -> Any:
+    """Metadata with secret-looking keys redacted, as in the log lines (the API is no backdoor)."""
+    return vigil_logs.redact(metadata, get_config().monitoring.logging.redact_keys) \
+        if metadata else metadata
+
+
 def trace_tree(tracer: ExecutionTracer, trace_id: str) -> dict[str, Any] | None:
     """The tree under ``trace_id``, cut below :data:`MAX_TREE_DEPTH` levels; None if unknown."""
     tree = tracer.get_trace_tree(trace_id)
@@ -281,6 +287,7 @@ def trace_tree(tracer: ExecutionTracer, trace_id: str) -> dict[str, Any] | None:
     stack: list[tuple[dict[str, Any], int]] = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
+        node["metadata"] = _redacted(node.get("metadata"))
         node["truncated"] = False
         if depth >= MAX_TREE_DEPTH and node["children"]:
             node["children"] = []
@@ -534,6 +541,19 @@ _LIMIT_DESCRIPTION = f"entries to return, 1..{API_LIMIT_MAX}"
 Limit = Annotated[int, Query(ge=1, le=API_LIMIT_MAX, description=_LIMIT_DESCRIPTION)]
 
 
+def _any_case(words: Iterable[str]) -> str:
+    """A JSON Schema pattern matching any of ``words`` in any letter case.
+
+    The API matches these choices case-insensitively; ECMA regexes (JSON Schema's) have no
+    ``(?i)``, so each letter becomes a class and the published schema says exactly what is
+    accepted. Published only (``json_schema_extra``): the route checks the value itself, so a
+    wrong one gets a message listing the choices rather than the regex.
+    """
+    options = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c)
+                       for c in word) for word in words)
+    return "^(" + "|".join(options) + ")$"
+
+
 def create_app(*, settings: ExporterSettings | None = None,
                registry: CollectorRegistry | None = None,
                alert_manager: AlertManager | None = None,
@@ -704,7 +724,8 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
     @app.get("/api/traces", tags=["api"], summary="Recently completed trace entries",
              response_model=list[TraceEntry], responses=_pick(422, 500))
     def api_traces(limit: Limit = API_LIMIT_DEFAULT) -> Response:
-        return SafeJSONResponse(tracer.get_recent_traces(limit))
+        return SafeJSONResponse([{**entry, "metadata": _redacted(entry.get("metadata"))}
+                                 for entry in tracer.get_recent_traces(limit)])
 
     @app.get("/api/traces/{trace_id}", tags=["api"], summary="One trace entry and its tree",
              response_model=TraceNode, responses=_pick(404, 422, 500))
@@ -719,7 +740,8 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
              response_model=list[LogEntry], responses=_pick(422, 500))
     def api_logs(limit: Limit = API_LIMIT_DEFAULT,
                  level: Annotated[str | None, Query(
-                     description="minimum level: " + ", ".join(LOG_LEVELS))] = None,
+                     description="minimum level: " + ", ".join(LOG_LEVELS),
+                     json_schema_extra={"pattern": _any_case(LOG_LEVELS)})] = None,
                  component: Annotated[str | None, Query(
                      description="only this component's entries")] = None) -> Response:
         wanted = None if level is None else _choice("level", level, LOG_LEVELS, upper=True)
@@ -733,15 +755,20 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
                        description='only alerts from this source ("vigil", "alertmanager")'
                    )] = None,
                    status: Annotated[str | None, Query(
-                       description="firing or resolved")] = None,
+                       description="firing or resolved",
+                       json_schema_extra={"pattern": _any_case(_ALERT_STATUSES)})] = None,
                    severity: Annotated[str | None, Query(
-                       description="low, medium, high or critical")] = None) -> Response:
+                       description="low, medium, high or critical",
+                       json_schema_extra={"pattern": _any_case(
+                           tuple(s.value for s in AlertSeverity))})] = None,
+                   ) -> Response:
         wanted_status = None if status is None else _choice("status", status, _ALERT_STATUSES)
         wanted_severity = None if severity is None else _choice(
             "severity", severity, tuple(s.value for s in AlertSeverity))
         alerts = manager.get_recent_alerts(limit, source=source, status=wanted_status,
                                            severity=wanted_severity)
-        return SafeJSONResponse([dict(alert) for alert in alerts])
+        return SafeJSONResponse([{**alert, "metadata": _redacted(alert.metadata)}
+                                 for alert in alerts])
 
     @app.get("/api/metrics/{name:path}/stats", tags=["api"],
              summary="Statistics of one metric, by its seed-style name",

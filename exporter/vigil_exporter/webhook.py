@@ -192,6 +192,9 @@ def _notification(data: object) -> Notification:
     truncated = top.get("truncatedAlerts", 0)
     if truncated is None:
         truncated = 0
+    # JSON Schema (and so the published description) counts 280.0 as an integer: accept it.
+    if isinstance(truncated, float) and truncated.is_integer():
+        truncated = int(truncated)
     if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
         raise _wrong_type("truncatedAlerts", "an integer >= 0", truncated)
     return Notification(

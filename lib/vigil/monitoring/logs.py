@@ -22,6 +22,7 @@ correlation in Grafana, Loki and Tempo expects.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -93,12 +94,19 @@ def redact(value: Any, keys: Iterable[str], _depth: int = 0) -> Any:
     """A copy of ``value`` with the values of secret-looking keys replaced by ``[REDACTED]``.
 
     A key is secret when it contains one of ``keys`` (case-insensitive): ``db_password`` and
-    ``X-Api-Key`` both match. Dicts nested in dicts, lists and tuples are redacted too; the
-    caller's objects are never modified.
+    ``X-Api-Key`` both match. Dicts nested in dicts, lists and tuples are redacted too, and so
+    are dataclass instances and NamedTuples (as dicts of their fields: the JSON encoder would
+    otherwise write their fields unredacted). Keys that are not strings become strings. Other
+    objects are written as their ``str()``: do not put secrets in them. The caller's objects are
+    never modified.
     """
     needles = keys if isinstance(keys, tuple) else tuple(k.lower() for k in keys)
     if _depth > _MAX_REDACT_DEPTH:
         return "[TOO DEEP]"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    elif isinstance(value, tuple) and hasattr(value, "_asdict"):
+        value = value._asdict()
     if isinstance(value, Mapping):
         memo = _secret_memo(needles)
         # Scalars are copied inline unless one level down is already past the depth cut.
@@ -113,6 +121,8 @@ def redact(value: Any, keys: Iterable[str], _depth: int = 0) -> Any:
                         memo.clear()
                     memo[k] = secret
             else:
+                # JSON object keys are strings; a tuple or bytes key would fail the whole line.
+                k = k if isinstance(k, int | float | bool) or k is None else str(k)
                 secret = _is_secret(k, needles)
             if secret:
                 out[k] = REDACTED

@@ -299,3 +299,29 @@ def test_configure_logging_stream_redirects_every_logger() -> None:
     configure_logging(stream=stream, registry=CollectorRegistry())
     StructuredLogger("Redirected", registry=CollectorRegistry()).info("to the file")
     assert _lines(stream)[0]["component"] == "Redirected"
+
+
+def test_dataclasses_and_namedtuples_are_redacted() -> None:
+    """Secret fields of dataclass and NamedTuple values are redacted, not written by the encoder."""
+    import dataclasses
+    from typing import NamedTuple
+
+    @dataclasses.dataclass
+    class Db:
+        host: str
+        password: str
+
+    class Creds(NamedTuple):
+        user: str
+        api_key: str
+
+    logger, stream, _ = _logger()
+    logger.info("connect", metadata={"db": Db("h", "hunter2"), "creds": Creds("u", "k-123"),
+                                     ("tuple", "key"): 1})
+    text = stream.getvalue()
+    assert "hunter2" not in text
+    assert "k-123" not in text
+    line = _lines(stream)[0]["metadata"]
+    assert line["db"] == {"host": "h", "password": REDACTED}
+    assert line["creds"] == {"user": "u", "api_key": REDACTED}
+    assert line["('tuple', 'key')"] == 1
