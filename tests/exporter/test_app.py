@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import TypeAdapter
+from tests.exporter.sinks import BlockingSink
 
 from vigil.config import ExporterSettings
 from vigil.error_handling.breaker import CircuitBreaker
@@ -638,7 +639,7 @@ def test_queue_full_is_503_and_the_retry_is_delivered(make: Callable[..., Harnes
     """Back-pressure: a full queue answers 503 with Retry-After; the retry gets through."""
     registry = CollectorRegistry()
     manager = AlertManager(registry=registry, clock=FakeClock())
-    sink = _BlockingSink(manager)
+    sink = BlockingSink(manager)
     dispatcher = WebhookDispatcher(sink, queue_size=1, registry=registry)
     dispatcher.start()
     try:
@@ -673,19 +674,6 @@ def test_stopped_dispatcher_is_503(make: Callable[..., Harness]) -> None:
 def test_webhook_without_lifespan_is_503(make: Callable[..., Harness]) -> None:
     """With no dispatcher (the lifespan never ran) the webhook answers 503, not 500."""
     assert_error(make(lifespan=False).post(FIRING), 503, "not running")
-
-
-class _BlockingSink:
-    def __init__(self, target: AlertManager) -> None:
-        self.target = target
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def send_alert(self, severity: str, component: str, message: str,
-                   metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> object:
-        self.entered.set()
-        assert self.release.wait(WAIT)
-        return self.target.send_alert(severity, component, message, metadata, **kwargs)
 
 
 def _payload(fingerprint: str) -> bytes:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from tests.exporter.sinks import BlockingSink
 
 from vigil.config import ConfigError, get_config
 from vigil.monitoring.alerts import Alert, AlertManager
@@ -45,21 +45,6 @@ class CapturingLogger:
     def error(self, message: str, metadata: Mapping[str, Any] | None = None, *,
               exc_info: Any = None) -> None:
         self.records.append(("ERROR", message, dict(metadata or {})))
-
-
-class BlockingSink:
-    """send_alert waits for ``release`` (after setting ``entered``), then forwards."""
-
-    def __init__(self, target: AlertManager) -> None:
-        self.target = target
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def send_alert(self, severity: str, component: str, message: str,
-                   metadata: Mapping[str, Any] | None = None, **kwargs: Any) -> object:
-        self.entered.set()
-        assert self.release.wait(WAIT)
-        return self.target.send_alert(severity, component, message, metadata, **kwargs)
 
 
 class FailingSink:
