@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
 import pytest
 
 import vigil.config
+from vigil.monitoring import logs as logs_module
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +22,15 @@ def _restore_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     if vigil.config.get_config() is not before:
         vigil.config.configure(before)
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """Restore the stdlib root logger and vigil's default stream after configure_logging."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    default_stream = logs_module._default_stream
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logs_module._default_stream = default_stream

@@ -37,7 +37,6 @@ from prometheus_client import CollectorRegistry
 
 from tests.integration.conftest import requires_stack
 from tests.reliability.conftest import WAIT, LiveExporter, live_exporter, raw_request, sizes
-from vigil.monitoring import logs as logs_module
 from vigil.monitoring.logs import StructuredLogger, configure_logging, get_recent_logs
 from vigil_exporter.stack import LocalStack
 
@@ -180,18 +179,6 @@ def _metadata(draw: st.DrawFn, marker: str) -> dict[str, Any]:
         return items
 
     return {draw(_secret_key()): secret_value(), **tree(0)}
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """Restore the stdlib root logger and vigil's default stream after configure_logging."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    default_stream = logs_module._default_stream
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logs_module._default_stream = default_stream
 
 
 @pytest.mark.parametrize("examples", sizes(300, 3000))

@@ -117,7 +117,7 @@ from vigil.error_handling.events import EventPublisher
 from vigil.monitoring import alerts as _alerts
 from vigil.monitoring import instruments
 from vigil.monitoring import metrics as _metrics
-from vigil.monitoring.logs import StructuredLogger
+from vigil.monitoring.logs import shared_logger
 
 __all__ = [
     "BreakerEvent",
@@ -728,14 +728,6 @@ class _Reporter:
                 labels={"breaker": self._name})
 
 
-_default_logger: StructuredLogger | None = None
-
-
-def _shared_logger() -> StructuredLogger:
-    global _default_logger
-    if _default_logger is None:
-        _default_logger = StructuredLogger("vigil.circuit_breaker")
-    return _default_logger
 
 
 # --- the live-breaker registry ------------------------------------------------------------
@@ -849,7 +841,8 @@ class CircuitBreaker:
             _metrics.performance_monitor.registry
         self._alert_sender: _AlertSender = alert_manager if alert_manager is not None \
             else _alerts.alert_manager
-        self._logger: _Logger = logger if logger is not None else _shared_logger()
+        self._logger: _Logger = logger if logger is not None \
+            else shared_logger("vigil.circuit_breaker")
         self._bind_lock = threading.Lock()
         self._core: BreakerStateMachine | None = None
         self._name = name

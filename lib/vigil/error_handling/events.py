@@ -19,21 +19,13 @@ from typing import Generic, TypeVar
 from prometheus_client import CollectorRegistry
 
 from vigil.monitoring import instruments
-from vigil.monitoring.logs import StructuredLogger
+from vigil.monitoring.logs import shared_logger
 
 __all__ = ["EventPublisher", "Subscriber"]
 
 E = TypeVar("E")
 Subscriber = Callable[[E], object]
 
-_logger: StructuredLogger | None = None
-
-
-def _log() -> StructuredLogger:
-    global _logger
-    if _logger is None:
-        _logger = StructuredLogger("vigil.events")
-    return _logger
 
 
 class EventPublisher(Generic[E]):
@@ -80,7 +72,7 @@ class EventPublisher(Generic[E]):
             except Exception:
                 self._failures.inc()
                 # error() inside except attaches the traceback; StructuredLogger never raises.
-                _log().error("event subscriber failed",
+                shared_logger("vigil.events").error("event subscriber failed",
                              metadata={"publisher": self.name, "event": type(event).__name__,
                                        "subscriber": getattr(subscriber, "__qualname__",
                                                              repr(subscriber))})

@@ -42,6 +42,7 @@ above, and a record in a bounded history read by :meth:`ErrorRecoveryManager.get
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 from collections import Counter, OrderedDict, deque
@@ -287,12 +288,9 @@ class ErrorRecoveryManager:
         self.policy = policy if policy is not None else RecoveryPolicy.from_config(config)
         self.alert_min_severity = _severity(alert_min_severity if alert_min_severity is not None
                                             else settings.alert_min_severity)
-        size = history_size if history_size is not None else settings.history_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            from vigil.config import ConfigError
-
-            raise ConfigError("history_size", history_size, "must be an integer >= 1")
-        self._history: deque[ErrorRecord] = deque(maxlen=size)
+        if history_size is not None:  # validated by the settings class, like the config file
+            settings = dataclasses.replace(settings, history_size=history_size)
+        self._history: deque[ErrorRecord] = deque(maxlen=settings.history_size)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
         self._registry = registry
         self._alerts = alert_manager

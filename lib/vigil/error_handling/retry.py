@@ -77,7 +77,6 @@ import functools
 import inspect
 import math
 import random
-import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar, cast
@@ -89,7 +88,7 @@ from vigil.config import ConfigError, get_config
 from vigil.error_handling.errors import CircuitOpenError
 from vigil.error_handling.events import EventPublisher
 from vigil.monitoring import instruments
-from vigil.monitoring.logs import StructuredLogger
+from vigil.monitoring.logs import StructuredLogger, shared_logger
 
 __all__ = [
     "GiveUpReason",
@@ -337,16 +336,6 @@ class _LogSubscriber:
                           "error": _safe_str(event.exception)})
 
 
-_default_logger: StructuredLogger | None = None
-_default_logger_lock = threading.Lock()
-
-
-def _shared_logger() -> StructuredLogger:
-    global _default_logger
-    with _default_logger_lock:
-        if _default_logger is None:
-            _default_logger = StructuredLogger("vigil.retry")
-        return _default_logger
 
 
 def _default_registry() -> CollectorRegistry:
@@ -392,7 +381,8 @@ class Retrier:
         self._first_try: Callable[[], None] = self._calls["success_first_try"].inc
         self.events: EventPublisher[RetryEvent] = EventPublisher(f"retry:{operation}", registry)
         self.events.subscribe(_MetricsSubscriber(registry, operation))
-        self.events.subscribe(_LogSubscriber(logger if logger is not None else _shared_logger()))
+        log = logger if logger is not None else shared_logger("vigil.retry")
+        self.events.subscribe(_LogSubscriber(log))
 
     def __repr__(self) -> str:
         return f"Retrier(operation={self.operation!r}, policy={self.policy!r})"

@@ -23,6 +23,7 @@ correlation in Grafana, Loki and Tempo expects.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -51,6 +52,7 @@ __all__ = [
     "configure_logging",
     "get_recent_logs",
     "redact",
+    "shared_logger",
 ]
 
 REDACTED = "[REDACTED]"
@@ -331,12 +333,9 @@ class StructuredLogger:
         self._fixed_redact = redact_keys is not None
         self._level = self._fixed_level if self._fixed_level is not None else \
             _LEVEL_NUMBERS[settings.level]
-        size = buffer_size if buffer_size is not None else settings.buffer_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            from vigil.config import ConfigError
-
-            raise ConfigError("buffer_size", buffer_size, "must be an integer >= 1")
-        self._buffer: deque[dict[str, Any]] = deque(maxlen=size)
+        if buffer_size is not None:  # validated by the settings class, like the config file
+            settings = dataclasses.replace(settings, buffer_size=buffer_size)
+        self._buffer: deque[dict[str, Any]] = deque(maxlen=settings.buffer_size)
         self._formatter = JsonLineFormatter(redact_keys)
         self._counter = _LevelCounter(registry if registry is not None else _default_registry())
         with _loggers_lock:
@@ -462,6 +461,16 @@ def _timestamp() -> str:
         text = format_rfc3339(now)
         _last_stamp = (millis, text)
     return text
+
+
+@functools.cache
+def shared_logger(component: str) -> StructuredLogger:
+    """The one :class:`StructuredLogger` for ``component`` that vigil's own modules share.
+
+    Made on first use (not at import, so importing vigil reads no config and registers no
+    metric) and then reused: breakers, retries and event publishers log through it.
+    """
+    return StructuredLogger(component)
 
 
 def _exc_info(value: bool | BaseException | ExcInfo | None) -> ExcInfo | None:

@@ -25,6 +25,7 @@ built-in ``vigil_*`` metric is registered there unless a component is given anot
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import itertools
@@ -146,12 +147,10 @@ class PerformanceMonitor:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
         self._fixed_retention = retention_count is not None
-        self._retention = retention_count if retention_count is not None else \
-            get_config().monitoring.metrics.retention_count
-        if self._retention < 1:
-            from vigil.config import ConfigError
-
-            raise ConfigError("retention_count", retention_count, "must be an integer >= 1")
+        settings = get_config().monitoring.metrics
+        if retention_count is not None:  # validated by the settings class, like the config file
+            settings = dataclasses.replace(settings, retention_count=retention_count)
+        self._retention = settings.retention_count
         self._series: dict[str, _Series] = {}
         self._prom_owner: dict[str, str] = {}  # Prometheus name -> the seed name that owns it
         self._lock = threading.Lock()

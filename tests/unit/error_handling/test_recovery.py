@@ -276,3 +276,9 @@ def test_caller_can_state_the_errors_nature() -> None:
                          transient=True).action_type is RecoveryActionType.RETRY
     assert policy.decide(TimeoutError(), ErrorCategory.SYSTEM, ErrorSeverity.LOW,
                          transient=False).action_type is RecoveryActionType.SKIP
+
+
+def test_bad_history_size_is_a_config_error() -> None:
+    """history_size=0 is rejected with the key and the bound."""
+    with pytest.raises(vigil.ConfigError, match="history_size: got 0; must be a number >= 1"):
+        ErrorRecoveryManager(registry=CollectorRegistry(), history_size=0)

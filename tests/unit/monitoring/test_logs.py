@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from prometheus_client import CollectorRegistry
 
 import vigil
 from vigil.monitoring import context
-from vigil.monitoring import logs as logs_module
 from vigil.monitoring.logs import (
     REDACTED,
     StructuredLogger,
@@ -34,18 +32,6 @@ def _logger(component: str = "MyComponent", **kwargs: Any) -> tuple[StructuredLo
                                                                       CollectorRegistry]:
     stream, registry = io.StringIO(), CollectorRegistry()
     return StructuredLogger(component, stream=stream, registry=registry, **kwargs), stream, registry
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """Restore the stdlib root logger's handlers and level after a test changes them."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    default_stream = logs_module._default_stream
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logs_module._default_stream = default_stream
 
 
 def test_seed_example_writes_one_json_object_per_line() -> None:
@@ -325,3 +311,21 @@ def test_dataclasses_and_namedtuples_are_redacted() -> None:
     assert line["db"] == {"host": "h", "password": REDACTED}
     assert line["creds"] == {"user": "u", "api_key": REDACTED}
     assert line["('tuple', 'key')"] == 1
+
+
+def test_shared_logger_is_one_per_component() -> None:
+    """shared_logger() hands vigil's modules one logger per component, made on first use."""
+    from vigil.monitoring.logs import shared_logger
+
+    first = shared_logger("vigil.test-shared")
+    assert shared_logger("vigil.test-shared") is first
+    assert shared_logger("vigil.test-other") is not first
+    assert first.component == "vigil.test-shared"
+
+
+def test_bad_buffer_size_argument_is_a_config_error() -> None:
+    """buffer_size=0 or a string is rejected by the settings class, naming the argument."""
+    with pytest.raises(vigil.ConfigError, match=r"^buffer_size: got 0; must be a number >= 1"):
+        StructuredLogger("x", buffer_size=0, registry=CollectorRegistry())
+    with pytest.raises(vigil.ConfigError, match="buffer_size: got 'big'; expected an integer"):
+        StructuredLogger("x", buffer_size="big", registry=CollectorRegistry())  # type: ignore[arg-type]

@@ -404,3 +404,11 @@ def test_multiprocess_mode_uses_prometheus_client_values(tmp_path: object) -> No
                             env=env, check=False, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3.0"
+
+
+def test_bad_retention_argument_is_a_config_error() -> None:
+    """retention_count must be an integer >= 1; a string is a ConfigError, not a TypeError."""
+    with pytest.raises(vigil.ConfigError, match="retention_count: got 0"):
+        PerformanceMonitor(registry=CollectorRegistry(), retention_count=0)
+    with pytest.raises(vigil.ConfigError, match="retention_count: got 'x'; expected an integer"):
+        PerformanceMonitor(registry=CollectorRegistry(), retention_count="x")  # type: ignore[arg-type]
