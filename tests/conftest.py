@@ -13,11 +13,18 @@ from vigil.monitoring import logs as logs_module
 
 
 @pytest.fixture(autouse=True)
-def _restore_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Tests may call vigil.configure(); put the defaults back (and on the singletons) after."""
+def _restore_config(monkeypatch: pytest.MonkeyPatch,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests may call vigil.configure(); put the defaults back (and on the singletons) after.
+
+    Each test also gets its own XDG state home, so an exporter without ``state_dir`` keeps its
+    alert store there and never in the user's ~/.local/state/vigil (nor shares one with
+    another test).
+    """
     for name in list(os.environ):
         if name.startswith("VIGIL_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
     before = vigil.config.get_config()
     yield
     if vigil.config.get_config() is not before:

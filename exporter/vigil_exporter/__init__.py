@@ -6,30 +6,30 @@ Embed it with ``vigil.start_exporter(port=9464)`` (or :func:`start_exporter` her
 
 from vigil import __version__  # one distribution, one version
 from vigil_exporter.app import create_app
-from vigil_exporter.dispatch import SubmitResult, WebhookDispatcher
+from vigil_exporter.delivery import DeliveryLoop
 from vigil_exporter.server import ExporterHandle, start_exporter
+from vigil_exporter.store import AlertStore, open_store
 from vigil_exporter.webhook import (
     Notification,
     PayloadError,
     WebhookAlert,
     map_severity,
     parse_notification,
-    redelivery_key,
     to_send_alert_kwargs,
 )
 
 __all__ = [
+    "AlertStore",
+    "DeliveryLoop",
     "ExporterHandle",
     "Notification",
     "PayloadError",
-    "SubmitResult",
     "WebhookAlert",
-    "WebhookDispatcher",
     "__version__",
     "create_app",
     "map_severity",
+    "open_store",
     "parse_notification",
-    "redelivery_key",
     "start_exporter",
     "to_send_alert_kwargs",
 ]

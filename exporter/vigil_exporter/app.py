@@ -22,10 +22,12 @@ How it behaves:
   ``max_body_bytes`` gets 413 (by ``Content-Length`` before reading, by counting otherwise), a
   client that leaves more than ``request_timeout`` seconds between two chunks of its body gets
   408 and its connection is closed.
-- **The webhook** checks credentials before reading the body (401, nothing dispatched), parses
-  in the thread pool (400/422), hands the notification to a
-  :class:`~vigil_exporter.dispatch.WebhookDispatcher` and answers at once: 200 with the counts,
-  or 503 with ``Retry-After`` when the queue is full so that Alertmanager retries.
+- **The webhook** checks credentials before reading the body (401, nothing stored), parses
+  in the thread pool (400/422), commits the notification's new alerts to the durable
+  :class:`~vigil_exporter.store.AlertStore` and only then answers 200 with the counts; 503 with
+  ``Retry-After`` when the store is full, failing or the app is stopping, so that Alertmanager
+  retries. The :class:`~vigil_exporter.delivery.DeliveryLoop` hands the stored alerts to the
+  handlers registered on the ``AlertManager``, at least once.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import hmac
 import json
 import math
 import re
+import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -67,8 +71,15 @@ from vigil.monitoring.instruments import counter
 from vigil.monitoring.logs import StructuredLogger
 from vigil.monitoring.metrics import PerformanceMonitor
 from vigil.monitoring.tracing import ExecutionTracer
-from vigil_exporter.dispatch import WebhookDispatcher
-from vigil_exporter.webhook import NOTIFICATION_SCHEMA, PayloadError, parse_notification
+from vigil_exporter.delivery import DeliveryLoop, StoreCollector
+from vigil_exporter.store import AlertStore, Incoming, identity, open_store
+from vigil_exporter.webhook import (
+    NOTIFICATION_SCHEMA,
+    Notification,
+    PayloadError,
+    parse_notification,
+    to_send_alert_kwargs,
+)
 
 __all__ = [
     "API_LIMIT_DEFAULT",
@@ -78,6 +89,8 @@ __all__ = [
     "RETRY_AFTER_SECONDS",
     "AlertInfo",
     "BreakerInfo",
+    "DeadLetterInfo",
+    "DeliveriesInfo",
     "ErrorResponse",
     "LogEntry",
     "MetricStats",
@@ -97,7 +110,6 @@ API_LIMIT_MAX = 1000
 MAX_JSON_DEPTH = 256  # containers deep; leaves room for MAX_TREE_DEPTH nodes plus metadata
 MAX_TREE_DEPTH = 100  # trace tree levels returned by /api/traces/{id}
 RETRY_AFTER_SECONDS = 5  # what a 503 asks for (Alertmanager uses its own backoff anyway)
-_SHUTDOWN_TIMEOUT = 5.0  # seconds the lifespan waits for the dispatcher to deliver what it took
 _MAX_INT_BITS = 13_000  # ~3900 digits: below Python's 4300-digit int-to-str limit
 _MESSAGE_VALUE_LIMIT = 80  # characters of a received value echoed in an error message
 _ALERT_STATUSES = ("firing", "resolved")
@@ -124,8 +136,32 @@ class WebhookAccepted(BaseModel):
     """The webhook took the notification."""
 
     status: Literal["accepted"]
-    alerts: int = Field(description="new alerts queued for the handlers")
+    alerts: int = Field(description="new alerts committed to the store for the handlers")
     duplicates: int = Field(description="alerts dropped as redeliveries of accepted ones")
+
+
+class DeadLetterInfo(BaseModel):
+    """A delivery given up after its last allowed attempt."""
+
+    alert_id: str = Field(description="the alert's stable id (alert['id'] in the handler)")
+    handler: str
+    attempts: int
+    error: str = Field(description="the handler's last exception")
+    failed_at: float = Field(description="epoch seconds of the last failure")
+    alert: dict[str, Any] = Field(description="what the handler was given (redacted)")
+
+
+class DeliveriesInfo(BaseModel):
+    """The durable store between the webhook and the handlers."""
+
+    pending_alerts: int = Field(description="alerts waiting for (or in) a handler call")
+    pending_bytes: int
+    max_alerts: int
+    max_bytes: int
+    dead_letters: int
+    pending_by_handler: dict[str, int]
+    running_by_handler: dict[str, int]
+    recent_dead_letters: list[DeadLetterInfo]
 
 
 class BreakerInfo(BaseModel):
@@ -534,7 +570,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for code, description in {
         400: "malformed request", 404: "not found", 408: "request body too slow",
         413: "request body too large", 422: "invalid parameter",
-        500: "internal error (a bug; logged)",
+        500: "internal error (a bug; logged)", 503: "not available now: retry later",
     }.items()
 }
 _LIMIT_DESCRIPTION = f"entries to return, 1..{API_LIMIT_MAX}"
@@ -559,15 +595,17 @@ def create_app(*, settings: ExporterSettings | None = None,
                alert_manager: AlertManager | None = None,
                tracer: ExecutionTracer | None = None,
                monitor: PerformanceMonitor | None = None,
-               dispatcher: WebhookDispatcher | None = None) -> FastAPI:
+               store: AlertStore | None = None,
+               state_dir: str | None = None) -> FastAPI:
     """The exporter's FastAPI app.
 
     Defaults: ``vigil.get_config().exporter``; the registry of ``monitor`` if given, else
     ``performance_monitor.registry``; vigil's ``alert_manager``, ``execution_tracer`` and
-    ``performance_monitor``. Without ``dispatcher``, the app makes one (on ``alert_manager``
-    and ``registry``) when its lifespan starts and stops it when the lifespan ends; a
-    ``dispatcher`` passed in belongs to the caller, who starts and stops it. The dispatcher
-    in use is ``app.state.dispatcher``.
+    ``performance_monitor``. The webhook's store is ``store`` (the caller's: it stays open),
+    else the one ``settings`` name (:func:`~vigil_exporter.store.open_store`, in ``state_dir``
+    when given), opened when the lifespan starts and closed when it ends. The lifespan also
+    runs the :class:`~vigil_exporter.delivery.DeliveryLoop` (``app.state.delivery``); at its
+    end the webhook answers 503 and running handler calls get ``shutdown_timeout`` seconds.
     """
     settings = settings if settings is not None else get_config().exporter
     monitor = monitor if monitor is not None else vigil_metrics.performance_monitor
@@ -576,7 +614,6 @@ def create_app(*, settings: ExporterSettings | None = None,
     tracer = tracer if tracer is not None else vigil_tracing.execution_tracer
     logger = StructuredLogger("vigil.exporter", registry=registry)
     auth = WebhookAuth.from_settings(settings)
-    owns_dispatcher = dispatcher is None
     webhook_requests = counter(registry, "vigil_webhook_requests_total",
                                "Requests to the Alertmanager webhook, by HTTP status code.",
                                ["code"])
@@ -584,20 +621,28 @@ def create_app(*, settings: ExporterSettings | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if owns_dispatcher:
-            app.state.dispatcher = WebhookDispatcher(
-                manager, settings.webhook_queue_size, settings.webhook_dedup_size, registry,
-                logger=logger)
-            app.state.dispatcher.start()
+        owned = store is None
+        opened = await run_in_threadpool(open_store, settings, state_dir) if owned else store
+        assert opened is not None
+        collector = StoreCollector(opened)
+        registry.register(collector)
+        delivery = DeliveryLoop(opened, manager, settings, registry, logger=logger)
+        await run_in_threadpool(delivery.start)
+        app.state.store, app.state.delivery, app.state.accepting = opened, delivery, True
         try:
             yield
         finally:
-            if owns_dispatcher:
-                await run_in_threadpool(app.state.dispatcher.stop, _SHUTDOWN_TIMEOUT)
+            app.state.accepting = False  # the webhook answers 503 from here on
+            try:
+                await run_in_threadpool(delivery.stop)
+            finally:
+                registry.unregister(collector)
+                if owned:
+                    await run_in_threadpool(opened.close)
 
     app = FastAPI(title="vigil exporter", version=__version__, lifespan=lifespan,
                   description=_DESCRIPTION.format(webhook_path=settings.webhook_path))
-    app.state.dispatcher = dispatcher
+    app.state.store, app.state.delivery, app.state.accepting = None, None, False
 
     def count_webhook(scope: Scope, status: int) -> None:
         if scope.get("path") == settings.webhook_path:
@@ -608,8 +653,8 @@ def create_app(*, settings: ExporterSettings | None = None,
                        on_response=count_webhook)
     _add_error_handlers(app, logger)
     _add_metrics_routes(app, registry)
-    _add_api_routes(app, manager, tracer, monitor)
-    _add_webhook_route(app, settings.webhook_path, auth, logger)
+    _add_api_routes(app, manager, tracer, monitor, settings)
+    _add_webhook_route(app, settings, auth, manager, registry, logger)
     _add_security_description(app, settings.webhook_path, auth)
     return app
 
@@ -695,16 +740,17 @@ def _add_metrics_routes(app: FastAPI, registry: CollectorRegistry) -> None:
     async def healthz() -> Response:
         return SafeJSONResponse({"status": "ok"})
 
-    @app.get("/readyz", tags=["health"], summary="Readiness: 200 while the webhook worker runs",
+    @app.get("/readyz", tags=["health"],
+             summary="Readiness: 200 while the webhook's store and delivery loop run",
              response_model=StatusResponse,
              responses={503: {"model": ErrorResponse, "description": "not ready, and why"}})
     async def readyz(request: Request) -> Response:
-        dispatcher: WebhookDispatcher | None = request.app.state.dispatcher
-        if dispatcher is None:
-            return _error(503, "the webhook dispatcher does not exist yet (the app's lifespan "
-                               "has not started)")
-        if not dispatcher.alive:
-            return _error(503, "the webhook dispatcher's worker is not running")
+        delivery: DeliveryLoop | None = request.app.state.delivery
+        if delivery is None:
+            return _error(503, "the alert store is not open yet (the app's lifespan has not "
+                               "started)")
+        if not request.app.state.accepting or not delivery.alive:
+            return _error(503, "the alert delivery loop is not running (stopping or stopped)")
         return SafeJSONResponse({"status": "ready"})
 
 
@@ -713,7 +759,7 @@ def _pick(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer,
-                    monitor: PerformanceMonitor) -> None:
+                    monitor: PerformanceMonitor, settings: ExporterSettings) -> None:
     # Plain ``def``: FastAPI runs them in its thread pool, so the queries' locks and the JSON
     # encoding of up to 1000 entries never hold up the event loop.
     @app.get("/api/breakers", tags=["api"], summary="Every live circuit breaker",
@@ -770,6 +816,24 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
         return SafeJSONResponse([{**alert, "metadata": _redacted(alert.metadata)}
                                  for alert in alerts])
 
+    @app.get("/api/deliveries", tags=["api"],
+             summary="The webhook's durable store: what waits, and the dead letters",
+             response_model=DeliveriesInfo, responses=_pick(422, 500, 503))
+    def api_deliveries(request: Request, limit: Limit = API_LIMIT_DEFAULT) -> Response:
+        store: AlertStore | None = request.app.state.store
+        if store is None:
+            return _error(503, "the alert store is not open (the app's lifespan has not "
+                               "started or has ended)")
+        stats = store.stats()
+        dead = [{"alert_id": d.alert_id, "handler": d.handler, "attempts": d.attempts,
+                 "error": d.error, "failed_at": d.failed_at, "alert": _redacted(d.payload)}
+                for d in store.dead_letters(limit)]
+        return SafeJSONResponse({
+            "pending_alerts": stats.pending_alerts, "pending_bytes": stats.pending_bytes,
+            "max_alerts": settings.store_max_alerts, "max_bytes": settings.store_max_bytes,
+            "dead_letters": stats.dead_letters, "pending_by_handler": stats.pending_by_handler,
+            "running_by_handler": stats.running_by_handler, "recent_dead_letters": dead})
+
     @app.get("/api/metrics/{name:path}/stats", tags=["api"],
              summary="Statistics of one metric, by its seed-style name",
              response_model=MetricStats, responses=_pick(404, 422, 500))
@@ -791,31 +855,70 @@ def _choice(param: str, value: str, allowed: tuple[str, ...], *, upper: bool = F
     return normal
 
 
-def _add_webhook_route(app: FastAPI, path: str, auth: WebhookAuth,
+def _add_webhook_route(app: FastAPI, settings: ExporterSettings, auth: WebhookAuth,
+                       manager: AlertManager, registry: CollectorRegistry,
                        logger: StructuredLogger) -> None:
-    def accept(dispatcher: WebhookDispatcher | None, body: bytes) -> Response:
-        """Parse and submit; runs in the thread pool (parsing 1 MiB of JSON takes a while)."""
+    received = counter(
+        registry, "vigil_alertmanager_alerts_received_total",
+        "Alerts received on the Alertmanager webhook and committed to the store (redeliveries "
+        "not included).", ["alertname", "status"])
+    duplicates = counter(
+        registry, "vigil_webhook_duplicates_total",
+        "Alerts in webhook notifications dropped as redeliveries of accepted ones (HA replica "
+        "labels ignored).").metric
+
+    def unavailable(message: str) -> Response:
+        return _error(503, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    def incoming(notification: Notification) -> list[Incoming]:
+        return [Incoming(id=uuid.uuid4().hex,
+                         identity=identity(alert.labels, settings.replica_labels),
+                         status=alert.status, starts_at=alert.starts_at, ends_at=alert.ends_at,
+                         payload=dict(to_send_alert_kwargs(alert, notification)))
+                for alert in notification.alerts]
+
+    def accept(request_app: Any, body: bytes) -> Response:
+        """Parse and commit; runs in the thread pool (parsing and fsync both take a while)."""
         try:
             notification = parse_notification(body)
         except PayloadError as err:
             logger.warning("webhook notification rejected",
                            {"status": err.status, "error": err.message})
             return _error(err.status, err.message)
-        if dispatcher is None:
-            return _error(503, "the webhook dispatcher is not running",
-                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-        result = dispatcher.submit(notification)
+        store: AlertStore | None = request_app.state.store
+        if store is None or not request_app.state.accepting:
+            return unavailable("the webhook is not accepting alerts (starting or stopping); "
+                               "retry later")
+        alerts = incoming(notification)
+        try:
+            result = store.accept(alerts, list(manager.handlers()), time.time())
+        except Exception as exc:  # disk full, database locked past its timeout, Redis down
+            logger.error("webhook notification not stored: the alert store failed; "
+                         "Alertmanager will retry", {"receiver": notification.receiver,
+                                                     "group_key": notification.group_key,
+                                                     "store": repr(store)}, exc_info=exc)
+            return unavailable("the alert store failed; retry later")
         if not result.accepted:
-            logger.warning("webhook notification refused; Alertmanager will retry",
-                           {"reason": result.status, "receiver": notification.receiver,
-                            "group_key": notification.group_key})
-            message = ("the webhook queue is full; retry later" if result.status == "full"
-                       else "the webhook dispatcher is stopped")
-            return _error(503, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            logger.warning("webhook notification refused: the alert store is full; "
+                           "Alertmanager will retry",
+                           {"receiver": notification.receiver,
+                            "group_key": notification.group_key, "alerts": len(alerts)})
+            return unavailable("the alert store is full; retry later")
+        new = set(result.new_ids)
+        for alert in alerts:
+            if alert.id in new:
+                kwargs = alert.payload
+                manager.record(manager.build_alert(**kwargs, id=alert.id))
+                received.labels(kwargs["labels"].get("alertname", ""), alert.status).inc()
+        if result.duplicates:
+            duplicates.inc(result.duplicates)
+        delivery: DeliveryLoop | None = request_app.state.delivery
+        if delivery is not None and result.stored:
+            delivery.notify()
         logger.info("webhook notification accepted",
                     {"receiver": notification.receiver, "group_key": notification.group_key,
-                     "alerts": result.alerts, "duplicates": result.duplicates})
-        return SafeJSONResponse({"status": "accepted", "alerts": result.alerts,
+                     "alerts": result.stored, "duplicates": result.duplicates})
+        return SafeJSONResponse({"status": "accepted", "alerts": result.stored,
                                  "duplicates": result.duplicates})
 
     async def receive_webhook(request: Request) -> Response:
@@ -827,19 +930,22 @@ def _add_webhook_route(app: FastAPI, path: str, auth: WebhookAuth,
             return _error(401, "valid webhook credentials are required",
                           headers={"WWW-Authenticate": auth.challenge()})
         body = await request.body()
-        return await run_in_threadpool(accept, request.app.state.dispatcher, body)
+        return await run_in_threadpool(accept, request.app, body)
 
     app.add_api_route(
-        path, receive_webhook, methods=["POST"], tags=["alertmanager"],
+        settings.webhook_path, receive_webhook, methods=["POST"], tags=["alertmanager"],
         summary="Alertmanager webhook receiver (payload version 4)",
         description="Each alert, firing or resolved, becomes a vigil alert with "
-                    'source="alertmanager" and goes to the registered handlers, off the '
-                    "request path. Redeliveries of accepted alerts are dropped. 503 asks "
-                    "Alertmanager to retry when the queue is full.",
+                    'source="alertmanager". The answer is 200 only once the new alerts are '
+                    "committed to the durable store; the handlers registered on the "
+                    "AlertManager get them from there, at least once. Redeliveries of "
+                    "accepted alerts are dropped (HA replica labels ignored). 503 asks "
+                    "Alertmanager to retry (store full or failing, app stopping).",
         response_model=WebhookAccepted,
         responses={**_pick(400, 408, 413, 422, 500),
                    401: {"model": ErrorResponse, "description": "credentials missing or wrong"},
-                   503: {"model": ErrorResponse, "description": "queue full: retry later"}},
+                   503: {"model": ErrorResponse,
+                         "description": "store full or failing, or stopping: retry later"}},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": NOTIFICATION_SCHEMA}}}})
 

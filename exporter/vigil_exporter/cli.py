@@ -7,18 +7,22 @@ command line argparse rejects); JSON logs go to stdout, the command's own messag
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
+import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import vigil
 from vigil import __version__
 from vigil.config import ConfigError, configure, load_config
 from vigil_exporter.stack import ALERTS_DIR
 
-__all__ = ["main"]
+__all__ = ["load_handler", "main"]
 
 
 class CommandError(Exception):
@@ -42,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO", type=str.upper,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                        help="minimum level of the JSON log lines (default: INFO)")
+    serve.add_argument("--state-dir", type=Path, default=None,
+                       help="folder of the webhook's durable alert store (default: "
+                            "exporter.state_dir, else $XDG_STATE_HOME/vigil or "
+                            "~/.local/state/vigil)")
+    serve.add_argument("--handler", action="append", default=[], metavar="MODULE:CALLABLE",
+                       help="an alert handler to call with every webhook alert (repeatable); "
+                            "the module is imported from the current folder or PYTHONPATH")
 
     demo = commands.add_parser(
         "demo", help="run the simulated agent application with the exporter",
@@ -53,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="seconds to run (default: until Ctrl-C)")
     demo.add_argument("--port", type=_port, default=None,
                       help="exporter port (default: exporter.port, 9464; 0 picks a free one)")
+    demo.add_argument("--state-dir", type=Path, default=None,
+                      help="folder of the webhook's alert store (default: a temporary folder, "
+                           "removed at the end)")
     demo.add_argument("--no-stack", action="store_true",
                       help="do not start Prometheus and Alertmanager even if installed")
     demo.add_argument("--log-file", type=Path, default=None,
@@ -102,20 +116,66 @@ def _configure(path: Path | None) -> vigil.VigilConfig:
     return configure(str(path)) if path is not None else configure()
 
 
+def load_handler(spec: str) -> Callable[..., Any]:
+    """``"module:callable"`` (the attribute may be dotted) -> the callable; CommandError else.
+
+    The current folder is searched first, as ``python -m`` and gunicorn do.
+    """
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        raise CommandError(f"--handler {spec!r}: expected MODULE:CALLABLE, e.g. "
+                           "myalerts:on_alert")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as err:  # ImportError, or whatever the module raises on import
+        raise CommandError(f"--handler {spec!r}: cannot import {module_name!r}: "
+                           f"{type(err).__name__}: {err}") from None
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise CommandError(f"--handler {spec!r}: {module_name!r} has no attribute "
+                               f"{attribute!r}") from None
+    if not callable(target):
+        raise CommandError(f"--handler {spec!r}: {attribute!r} is not callable")
+    handler: Callable[..., Any] = target
+    return handler
+
+
 def _serve(args: argparse.Namespace) -> int:
+    from vigil_exporter.app import create_app
     from vigil_exporter.server import serve_forever
+    from vigil_exporter.store import open_store
 
     config = _configure(args.config)
+    settings = config.exporter
+    if args.state_dir is not None:
+        settings = dataclasses.replace(settings, state_dir=str(args.state_dir))
     vigil.configure_logging(args.log_level)
-    host = args.host if args.host is not None else config.exporter.host
-    port = args.port if args.port is not None else config.exporter.port
-    print(f"vigil: serving http://{host}:{port}/metrics "
-          f"(webhook: {config.exporter.webhook_path}); Ctrl-C stops", file=sys.stderr)
+    handlers = [load_handler(spec) for spec in args.handler]
+    for handler in handlers:
+        vigil.alert_manager.register_handler(handler)
     try:
-        serve_forever(config.exporter, host=args.host, port=args.port,
+        store = open_store(settings)
+    except (OSError, RuntimeError) as err:
+        raise CommandError(f"cannot open the alert store: {err}") from None
+    except Exception as err:  # the Redis client's errors, sqlite3.DatabaseError, ...
+        raise CommandError(f"cannot open the alert store: {type(err).__name__}: {err}") \
+            from None
+    host = args.host if args.host is not None else settings.host
+    port = args.port if args.port is not None else settings.port
+    print(f"vigil: serving http://{host}:{port}/metrics (webhook: {settings.webhook_path}; "
+          f"store: {store!r}; handlers: {len(handlers)}); Ctrl-C stops", file=sys.stderr)
+    try:
+        serve_forever(settings, host=args.host, port=args.port,
+                      app=create_app(settings=settings, store=store),
                       log_level=args.log_level.lower())
-    except OSError as err:
+    except (OSError, RuntimeError) as err:
         raise CommandError(str(err)) from None
+    finally:
+        store.close()
     return 0
 
 
@@ -158,6 +218,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     config = _configure(args.config)
     return run_demo(config, duration=args.duration, port=args.port, stack=not args.no_stack,
+                    state_dir=args.state_dir,
                     log_file=args.log_file, scale=args.scale, seed=args.seed,
                     progress_interval=args.progress_interval)
 

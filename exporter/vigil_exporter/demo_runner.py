@@ -9,8 +9,10 @@ child is stopped and the final report printed.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -76,7 +78,8 @@ def _sigterm_sets(stop: threading.Event) -> Iterator[None]:
 
 
 def run_demo(config: VigilConfig, *, duration: float | None = None, port: int | None = None,
-             stack: bool = True, log_file: Path | None = None, scale: float = 1.0,
+             stack: bool = True, state_dir: Path | None = None,
+             log_file: Path | None = None, scale: float = 1.0,
              seed: int | None = None, progress_interval: float = 5.0,
              out: IO[str] | None = None, stop: threading.Event | None = None) -> int:
     """Run the demo until ``duration`` passes, ``stop`` is set, Ctrl-C or SIGTERM; returns 0."""
@@ -88,7 +91,13 @@ def run_demo(config: VigilConfig, *, duration: float | None = None, port: int | 
         log_stream = cleanup.enter_context(open(log_file, "a", encoding="utf-8")) \
             if log_file is not None else None
         vigil.configure_logging(stream=log_stream)
-        handle = start_exporter(port=port, settings=config.exporter)
+        # The webhook's store: the folder asked for (or configured), else one that lives as
+        # long as the demo.
+        folder = str(state_dir) if state_dir is not None else (
+            config.exporter.state_dir
+            or cleanup.enter_context(tempfile.TemporaryDirectory(prefix="vigil-demo-")))
+        settings = dataclasses.replace(config.exporter, state_dir=folder)
+        handle = start_exporter(port=port, settings=settings)
         cleanup.callback(handle.stop)
         _say(out, f"vigil demo: metrics      {handle.url}/metrics")
         _say(out, f"vigil demo: JSON API     {handle.url}/api/breakers  (and /docs)")

@@ -7,14 +7,25 @@ and the slow-body timeout are the app's own middleware (uvicorn has neither).
 
 The socket is bound here, before uvicorn starts, so ``port=0`` works (the handle reports the
 port the kernel picked) and a port already in use fails at once with a clear error.
+
+**Stopping** is graceful both ways: uvicorn stops accepting connections and lets open requests
+finish, then the app's lifespan ends, which makes the webhook answer 503 and gives running
+alert handler calls ``exporter.shutdown_timeout`` seconds; the alerts they did not get to stay
+in the store. ``vigil serve`` does this on SIGTERM and SIGINT and then exits 0 (uvicorn alone
+would re-raise the signal and die with 143 or 130); an embedded exporter on
+:meth:`ExporterHandle.stop`.
 """
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -54,7 +65,7 @@ def uvicorn_config(app: Any, settings: ExporterSettings, *, log_level: str = "wa
         log_config=None,  # leave logging to the application (vigil.configure_logging)
         lifespan="on",
         timeout_keep_alive=_KEEP_ALIVE,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=5,  # open requests; handler calls: exporter.shutdown_timeout
         h11_max_incomplete_event_size=64 * 1024,  # request line + headers
         server_header=False,
     )
@@ -69,6 +80,7 @@ class ExporterHandle:
     _server: uvicorn.Server = field(repr=False)
     _thread: threading.Thread = field(repr=False)
     _socket: socket.socket = field(repr=False)
+    _shutdown_timeout: float = field(default=10.0, repr=False)
 
     @property
     def url(self) -> str:
@@ -79,8 +91,14 @@ class ExporterHandle:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def stop(self, timeout: float = 10.0) -> bool:
-        """Stop serving and free the port; returns whether the server thread ended in time."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop serving gracefully and free the port; returns whether the server ended in time.
+
+        The webhook answers 503 from the start of the stop; running alert handler calls get
+        ``exporter.shutdown_timeout`` seconds (the default ``timeout`` leaves room for that).
+        """
+        if timeout is None:
+            timeout = self._shutdown_timeout + 10.0
         self._server.should_exit = True
         self._thread.join(timeout)
         self._socket.close()
@@ -94,13 +112,14 @@ class ExporterHandle:
 
 
 def start_exporter(port: int | None = None, host: str | None = None, *, app: Any = None,
-                   settings: ExporterSettings | None = None,
+                   settings: ExporterSettings | None = None, state_dir: str | None = None,
                    log_level: str = "warning") -> ExporterHandle:
     """Serve the exporter from a daemon thread of this process; returns once it accepts.
 
     ``port``/``host`` default to ``exporter.port``/``exporter.host`` (``127.0.0.1``: loopback
     unless told otherwise). ``app`` defaults to :func:`vigil_exporter.app.create_app` with the
-    process-wide registry, tracer and alert manager.
+    process-wide registry, tracer and alert manager, its webhook store in ``state_dir``
+    (default: ``exporter.state_dir``, else ``$XDG_STATE_HOME/vigil``).
     """
     settings = settings if settings is not None else get_config().exporter
     bind_host = host if host is not None else settings.host
@@ -109,7 +128,7 @@ def start_exporter(port: int | None = None, host: str | None = None, *, app: Any
     if app is None:
         from vigil_exporter.app import create_app
 
-        app = create_app(settings=settings)
+        app = create_app(settings=settings, state_dir=state_dir)
     server = uvicorn.Server(uvicorn_config(app, settings, log_level=log_level))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name="vigil-exporter", daemon=True)
@@ -123,19 +142,55 @@ def start_exporter(port: int | None = None, host: str | None = None, *, app: Any
             raise RuntimeError(f"the exporter did not start on {bind_host}:{bound_port}")
         time.sleep(0.01)  # polling a flag uvicorn sets; there is no event to wait on
     return ExporterHandle(host=bind_host, port=bound_port, _server=server,
-                          _thread=thread, _socket=sock)
+                          _thread=thread, _socket=sock,
+                          _shutdown_timeout=settings.shutdown_timeout)
+
+
+@contextmanager
+def _signals_end_the_server(server: uvicorn.Server) -> Iterator[list[int]]:
+    """SIGTERM and SIGINT stop ``server`` gracefully, and are not re-raised after.
+
+    uvicorn installs its own handlers while it serves and, once shut down, raises the signal
+    it caught again, reaching the handler that was there before: ours, which does nothing
+    then. So a signalled ``vigil serve`` ends with status 0 after a complete shutdown instead
+    of being killed by the re-raised signal. A second SIGINT still forces uvicorn's exit.
+    """
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield caught
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def serve_forever(settings: ExporterSettings, *, host: str | None = None,
-                  port: int | None = None, app: Any = None, log_level: str = "info") -> None:
-    """Serve in the foreground until SIGINT/SIGTERM (the ``vigil serve`` command)."""
+                  port: int | None = None, app: Any = None, log_level: str = "info",
+                  state_dir: str | None = None) -> list[int]:
+    """Serve in the foreground until SIGINT/SIGTERM (the ``vigil serve`` command).
+
+    Returns the signals that ended it (empty when the server stopped by itself).
+    """
     sock = bind_socket(host if host is not None else settings.host,
                        port if port is not None else settings.port)
     if app is None:
         from vigil_exporter.app import create_app
 
-        app = create_app(settings=settings)
+        app = create_app(settings=settings, state_dir=state_dir)
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level=log_level))
     try:
-        uvicorn.Server(uvicorn_config(app, settings, log_level=log_level)).run(sockets=[sock])
+        with _signals_end_the_server(server) as caught:
+            server.run(sockets=[sock])
+        if not server.started and not caught:
+            raise RuntimeError("the exporter did not start (see the log line above)")
+        return caught
     finally:
         sock.close()

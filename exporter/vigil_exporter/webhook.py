@@ -55,14 +55,12 @@ __all__ = [
     "NOTIFICATION_SCHEMA",
     "Notification",
     "PayloadError",
-    "RedeliveryKey",
     "SEVERITY_BY_LABEL",
     "SendAlertKwargs",
     "WEBHOOK_VERSION",
     "WebhookAlert",
     "map_severity",
     "parse_notification",
-    "redelivery_key",
     "to_send_alert_kwargs",
 ]
 
@@ -126,10 +124,6 @@ class Notification:
     common_labels: dict[str, str] = field(default_factory=dict)
     common_annotations: dict[str, str] = field(default_factory=dict)
     truncated_alerts: int = 0
-
-
-RedeliveryKey = tuple[str, str, str]
-"""``(fingerprint, status, startsAt)``: see :func:`redelivery_key`."""
 
 
 class SendAlertKwargs(TypedDict):
@@ -375,21 +369,6 @@ def to_send_alert_kwargs(alert: WebhookAlert, notification: Notification) -> Sen
         "annotations": annotations,
         "fingerprint": alert.fingerprint,
     }
-
-
-def redelivery_key(alert: WebhookAlert) -> RedeliveryKey:
-    """What makes an alert in a notification new: ``(fingerprint, status, startsAt)``.
-
-    Alertmanager sends an alert again in several cases that carry no news: a retry after a
-    failed or timed-out delivery (the same body), a group re-notification when another alert
-    joins the group (every alert of the group is resent), ``repeat_interval`` reminders, and
-    each peer of an HA cluster. In all of them the three parts are equal. The fingerprint
-    (a hash of the label set) names the alert; ``startsAt`` names one firing episode of it, so
-    the same alert firing again later is new; the status separates that episode's firing from
-    its resolution, which is news. ``endsAt`` is left out: Alertmanager moves it forward on
-    every re-send of a firing alert.
-    """
-    return alert.fingerprint, alert.status, alert.starts_at
 
 
 # --- the OpenAPI description of the body (what the parser accepts, caps included) ---------

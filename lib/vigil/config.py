@@ -270,6 +270,9 @@ class AlertSettings(_Settings):
     handler_timeout: float = _positive(
         10.0, "seconds a handler may run before it is reported as hung")
     queue_size: int = _setting(1000, minimum=1, doc="alerts waiting per handler before drops")
+    exit_flush_timeout: float = _setting(
+        5.0, minimum=0, doc="seconds the interpreter's exit waits for handlers to finish the "
+                            "alerts sent before it (0: no wait); what is left is logged")
 
 
 @dataclass(frozen=True)
@@ -295,10 +298,43 @@ class ExporterSettings(_Settings):
     webhook_password: str = _setting("", doc="password for webhook_username")
     max_body_bytes: int = _setting(
         1_048_576, minimum=1, doc="largest request body accepted; larger ones get 413")
-    webhook_queue_size: int = _setting(
-        1000, minimum=1, doc="notifications waiting for the handlers; when full, 503")
     webhook_dedup_size: int = _setting(
-        10_000, minimum=1, doc="delivered alerts remembered to drop Alertmanager's redeliveries")
+        10_000, minimum=1,
+        doc="alert identities remembered (in the store) to drop Alertmanager's redeliveries")
+    replica_labels: tuple[str, ...] = _setting(
+        ["replica", "prometheus_replica", "__replica__"],
+        doc="labels that tell the replicas of an HA Prometheus pair apart; ignored when "
+            "deciding whether an alert is a redelivery")
+    state_dir: str = _setting(
+        "", doc="folder of the alert store (SQLite); empty: $XDG_STATE_HOME/vigil, else "
+                "~/.local/state/vigil (vigil demo: a temporary folder)")
+    store_url: str = _setting(
+        "", doc="empty: SQLite in state_dir; redis://host:port/db: a Redis store shared by "
+                "receivers on several hosts (the redis extra)")
+    store_max_alerts: int = _setting(
+        10_000, minimum=1, doc="alerts waiting for their handlers; when full the webhook "
+                               "answers 503 so Alertmanager retries")
+    store_max_bytes: int = _setting(
+        67_108_864, minimum=1, doc="bytes of the alerts waiting for their handlers; when "
+                                   "full the webhook answers 503")
+    dead_letter_limit: int = _setting(
+        10_000, minimum=0, doc="dead-lettered deliveries kept for inspection; past it the "
+                               "oldest are discarded (counted and logged)")
+    delivery_max_attempts: int = _setting(
+        5, minimum=1, doc="calls of a handler for one alert before it is dead-lettered")
+    delivery_initial_delay: float = _setting(
+        1.0, minimum=0, doc="seconds before a failed delivery is tried again (doubling)")
+    delivery_max_delay: float = _setting(
+        300.0, minimum=0, doc="cap on the seconds between two delivery attempts")
+    delivery_poll_interval: float = _positive(
+        0.5, "seconds between two looks at the store for alerts that another receiver "
+             "process accepted")
+    lease_seconds: float = _positive(
+        30.0, "seconds a delivery stays claimed by a receiver that stopped renewing it "
+              "(one that died on another host) before another takes it over")
+    shutdown_timeout: float = _positive(
+        10.0, "seconds a stop waits for running handler calls; what is left stays in the "
+              "store for the next start")
     request_timeout: float = _positive(
         10.0, "seconds a client may take to send its request before the connection is closed")
 
@@ -308,9 +344,26 @@ class ExporterSettings(_Settings):
             raise ConfigError("port", self.port, "must be between 0 and 65535")
         if not self.webhook_path.startswith("/"):
             raise ConfigError("webhook_path", self.webhook_path, "must start with /")
+        if self.store_url and not self.store_url.startswith(("redis://", "rediss://",
+                                                              "unix://")):
+            raise ConfigError("store_url", _without_credentials(self.store_url),
+                              "expected empty (SQLite in state_dir) or a redis://, rediss:// "
+                              "or unix:// URL")
+        if self.delivery_max_delay < self.delivery_initial_delay:
+            raise ConfigError("delivery_max_delay", self.delivery_max_delay,
+                              f"must be >= delivery_initial_delay "
+                              f"({self.delivery_initial_delay!r})")
         if bool(self.webhook_username) != bool(self.webhook_password):
             raise ConfigError("webhook_username", self.webhook_username,
                               "basic auth needs both webhook_username and webhook_password")
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` part masked, for error messages."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import shutil
+import sqlite3
 import subprocess
 import threading
 import uuid
@@ -24,7 +25,6 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import TypeAdapter
-from tests.exporter.sinks import BlockingSink
 
 from vigil.config import ExporterSettings
 from vigil.error_handling.breaker import CircuitBreaker
@@ -45,7 +45,8 @@ from vigil_exporter.app import (
     create_app,
     json_safe,
 )
-from vigil_exporter.dispatch import WebhookDispatcher
+from vigil_exporter.delivery import DeliveryLoop
+from vigil_exporter.store.sqlite import SQLiteStore
 
 with warnings.catch_warnings():
     # Starlette prefers the httpx2 fork for its TestClient; httpx is what is installed.
@@ -73,13 +74,12 @@ class Harness:
     received: list[Alert] = field(default_factory=list)
 
     @property
-    def dispatcher(self) -> WebhookDispatcher:
-        dispatcher: WebhookDispatcher = self.client.app.state.dispatcher  # type: ignore[attr-defined]
-        return dispatcher
+    def delivery(self) -> DeliveryLoop:
+        delivery: DeliveryLoop = self.client.app.state.delivery  # type: ignore[attr-defined]
+        return delivery
 
     def delivered(self) -> list[Alert]:
-        assert self.dispatcher.flush(WAIT)
-        assert self.manager.flush(WAIT)
+        assert self.delivery.flush(WAIT)
         return self.received
 
     def sample(self, name: str, **labels: str) -> float:
@@ -95,7 +95,7 @@ def make() -> Iterator[Callable[..., Harness]]:
     """Builds apps on a fresh registry, AlertManager (fake clock), tracer and monitor."""
     stack = contextlib.ExitStack()
 
-    def build(*, lifespan: bool = True, dispatcher: WebhookDispatcher | None = None,
+    def build(*, lifespan: bool = True, store: Any = None,
               manager: AlertManager | None = None, tracer: Any = None,
               **settings: Any) -> Harness:
         registry = CollectorRegistry()
@@ -106,12 +106,12 @@ def make() -> Iterator[Callable[..., Harness]]:
         monitor = PerformanceMonitor(registry=registry)
         app = create_app(settings=ExporterSettings(**settings), registry=registry,
                          alert_manager=manager, tracer=tracer, monitor=monitor,
-                         dispatcher=dispatcher)
+                         store=store)
         client = TestClient(app)
-        if lifespan:
-            stack.enter_context(client)
         harness = Harness(registry, manager, tracer, monitor, client)
         manager.register_handler(harness.received.append)
+        if lifespan:
+            stack.enter_context(client)
         return harness
 
     with stack:
@@ -144,31 +144,34 @@ def test_healthz_is_always_ok(make: Callable[..., Harness]) -> None:
     assert make().client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_readyz_follows_the_dispatcher(make: Callable[..., Harness]) -> None:
-    """/readyz is 200 while the worker runs, 503 with a reason before start and after stop."""
+def test_readyz_follows_the_delivery_loop(make: Callable[..., Harness]) -> None:
+    """/readyz is 200 while the delivery loop runs, 503 with a reason before start and after."""
     harness = make()
     assert harness.client.get("/readyz").json() == {"status": "ready"}
-    harness.dispatcher.stop(WAIT)
-    assert_error(harness.client.get("/readyz"), 503, "worker is not running")
+    harness.delivery.stop(WAIT)
+    assert_error(harness.client.get("/readyz"), 503, "delivery loop is not running")
     assert_error(make(lifespan=False).client.get("/readyz"), 503, "lifespan has not started")
 
 
-def test_lifespan_owns_only_the_dispatcher_it_made(make: Callable[..., Harness]) -> None:
-    """A made dispatcher stops with the app; one passed in is left to its owner."""
-    registry = CollectorRegistry()
-    own = WebhookDispatcher(AlertManager(registry=registry), registry=registry)
-    own.start()
-    harness = make(lifespan=False, dispatcher=own)
+def test_lifespan_closes_only_the_store_it_opened(make: Callable[..., Harness],
+                                                   tmp_path: Path) -> None:
+    """A store passed in stays open after the app; one the app opened is closed with it."""
+    own = SQLiteStore(tmp_path / "own", ExporterSettings())
+    harness = make(lifespan=False, store=own)
     with harness.client:
         assert harness.client.get("/readyz").status_code == 200
-    assert own.alive
-    own.stop(WAIT)
+        assert harness.client.app.state.store is own  # type: ignore[attr-defined]
+    assert own.stats().pending_alerts == 0  # still usable
+    own.close()
 
-    made = make(lifespan=False)
+    made = make(lifespan=False, state_dir=str(tmp_path / "made"))
     with made.client:
-        dispatcher = made.dispatcher
-        assert dispatcher.alive
-    assert not dispatcher.alive
+        delivery = made.delivery
+        assert delivery.alive
+        assert (tmp_path / "made" / "alerts.sqlite3").exists()
+    assert not delivery.alive
+    with pytest.raises(sqlite3.ProgrammingError):
+        made.client.app.state.store.stats()  # type: ignore[attr-defined]
 
 
 # --- the JSON API ------------------------------------------------------------------------
@@ -313,7 +316,7 @@ def test_api_alerts_filters_by_source_status_and_severity(make: Callable[..., Ha
     harness.manager.send_alert("high", "Db", "down", {"x": object()})
     harness.manager.send_alert("low", "Db", "slow")
     harness.post(FIRING)
-    assert harness.dispatcher.flush(WAIT)
+    assert harness.delivery.flush(WAIT)
     everything = TypeAdapter(list[AlertInfo]).validate_python(
         harness.client.get("/api/alerts").json())
     assert [a.message for a in everything] == ["component x is erroring", "slow", "down"]
@@ -470,7 +473,7 @@ def test_promtool_check_metrics_is_clean(make: Callable[..., Harness]) -> None:
         breaker.call(_raise)
     harness.post(FIRING)
     harness.post(b"{")
-    assert harness.dispatcher.flush(WAIT)
+    assert harness.delivery.flush(WAIT)
     text = harness.client.get("/metrics").content
     result = subprocess.run(["promtool", "check", "metrics"], input=text,
                             capture_output=True, timeout=60, check=False)
@@ -635,50 +638,70 @@ def test_invalid_content_length_is_400(make: Callable[..., Harness]) -> None:
     assert b"invalid Content-Length" in messages[1]["body"]
 
 
-def test_queue_full_is_503_and_the_retry_is_delivered(make: Callable[..., Harness]) -> None:
-    """Back-pressure: a full queue answers 503 with Retry-After; the retry gets through."""
+def test_store_full_is_503_and_the_retry_is_delivered(make: Callable[..., Harness]) -> None:
+    """Back-pressure: a full store answers 503 with Retry-After; the retry gets through."""
     registry = CollectorRegistry()
     manager = AlertManager(registry=registry, clock=FakeClock())
-    sink = BlockingSink(manager)
-    dispatcher = WebhookDispatcher(sink, queue_size=1, registry=registry)
-    dispatcher.start()
+    gate = threading.Event()
+    entered = threading.Event()
+
+    def slow(alert: Alert) -> None:
+        entered.set()
+        assert gate.wait(WAIT)
+
+    manager.register_handler(slow)
     try:
-        harness = make(dispatcher=dispatcher, manager=manager)
-        first = _payload("f1")
-        assert harness.post(first).status_code == 200
-        assert sink.entered.wait(WAIT)  # the worker is stuck in send_alert with f1
-        assert harness.post(_payload("f2")).status_code == 200  # fills the queue
+        harness = make(manager=manager, store_max_alerts=2)
+        assert harness.post(_payload("f1")).status_code == 200
+        assert entered.wait(WAIT)  # the handler holds f1
+        assert harness.post(_payload("f2")).status_code == 200  # fills the store
         refused = harness.post(_payload("f3"))
-        assert_error(refused, 503, "queue is full")
+        assert_error(refused, 503, "store is full")
         assert refused.headers["retry-after"] == "5"
-        sink.release.set()
-        assert dispatcher.flush(WAIT)
+        gate.set()
+        assert harness.delivery.flush(WAIT)
         assert harness.post(_payload("f3")).json() == {"status": "accepted", "alerts": 1,
                                                        "duplicates": 0}
-        assert dispatcher.flush(WAIT)
-        assert manager.flush(WAIT)
+        assert harness.delivery.flush(WAIT)
         assert [a.fingerprint for a in harness.received] == ["f1", "f2", "f3"]
         assert harness.sample("vigil_webhook_requests_total", code="503") == 1
     finally:
-        sink.release.set()
-        dispatcher.stop(WAIT)
+        gate.set()
 
 
-def test_stopped_dispatcher_is_503(make: Callable[..., Harness]) -> None:
-    """After the dispatcher stopped, the webhook answers 503 so Alertmanager keeps the alert."""
+def test_stopping_app_is_503(make: Callable[..., Harness]) -> None:
+    """Once the app stops accepting, the webhook answers 503 so Alertmanager keeps the alert."""
     harness = make()
-    harness.dispatcher.stop(WAIT)
-    assert_error(harness.post(FIRING), 503, "stopped")
+    harness.client.app.state.accepting = False  # type: ignore[attr-defined]
+    assert_error(harness.post(FIRING), 503, "not accepting")
 
 
 def test_webhook_without_lifespan_is_503(make: Callable[..., Harness]) -> None:
-    """With no dispatcher (the lifespan never ran) the webhook answers 503, not 500."""
-    assert_error(make(lifespan=False).post(FIRING), 503, "not running")
+    """With no store (the lifespan never ran) the webhook answers 503, not 500."""
+    assert_error(make(lifespan=False).post(FIRING), 503, "not accepting")
+
+
+def test_a_failing_store_is_503_not_500(make: Callable[..., Harness], tmp_path: Path) -> None:
+    """A store that raises (disk full, locked) makes the webhook ask for a retry."""
+
+    class Broken(SQLiteStore):
+        def accept(self, *args: Any, **kwargs: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    store = Broken(tmp_path / "broken", ExporterSettings())
+    try:
+        harness = make(store=store)
+        assert_error(harness.post(FIRING), 503, "store failed")
+        assert harness.received == []
+    finally:
+        store.close()
 
 
 def _payload(fingerprint: str) -> bytes:
+    """FIRING for another alert: its own fingerprint and labels (the store's identity)."""
     data = json.loads(FIRING)
     data["alerts"][0]["fingerprint"] = fingerprint
+    data["alerts"][0]["labels"]["instance"] = fingerprint
     return json.dumps(data).encode()
 
 
@@ -815,7 +838,7 @@ def test_openapi_lists_every_route_with_its_answers(make: Callable[..., Harness]
     paths = schema["paths"]
     assert set(paths) == {"/metrics", "/healthz", "/readyz", "/api/breakers", "/api/traces",
                           "/api/traces/{trace_id}", "/api/logs", "/api/alerts",
-                          "/api/metrics/{name}/stats", WEBHOOK}
+                          "/api/metrics/{name}/stats", "/api/deliveries", WEBHOOK}
     webhook = paths[WEBHOOK]["post"]
     assert set(webhook["responses"]) >= {"200", "400", "401", "408", "413", "422", "503"}
     body_schema = webhook["requestBody"]["content"]["application/json"]["schema"]

@@ -22,7 +22,6 @@ from vigil_exporter.webhook import (
     WebhookAlert,
     map_severity,
     parse_notification,
-    redelivery_key,
     to_send_alert_kwargs,
 )
 
@@ -164,25 +163,6 @@ def test_message_falls_back_to_description_then_alertname(
 
 
 # --- redelivery keys ---------------------------------------------------------------------
-
-
-def test_redelivery_key_is_fingerprint_status_and_start() -> None:
-    """Retries share a key; resolution and a new episode do not; endsAt does not matter."""
-    alert = parse_notification(encode(fixture("firing"))).alerts[0]
-    again = parse_notification(encode(fixture("firing"))).alerts[0]
-    resolved = parse_notification(encode(fixture("resolved"))).alerts[0]
-    assert redelivery_key(alert) == redelivery_key(again) == (
-        "6cca1d5ee5a27a61", "firing", "2026-11-28T18:20:07.499Z")
-    assert redelivery_key(resolved) != redelivery_key(alert)
-    later = parse_notification(with_alert(fingerprint="f", startsAt="2026-01-02T00:00:00Z"))
-    earlier = parse_notification(with_alert(fingerprint="f", startsAt="2026-01-01T00:00:00Z"))
-    assert redelivery_key(later.alerts[0]) != redelivery_key(earlier.alerts[0])
-    moved = parse_notification(with_alert(fingerprint="f", startsAt="2026-01-01T00:00:00Z",
-                                          endsAt="2026-01-01T00:05:00Z"))
-    assert redelivery_key(moved.alerts[0]) == redelivery_key(earlier.alerts[0])
-
-
-# --- leniency ----------------------------------------------------------------------------
 
 
 def test_minimal_payload_is_accepted_with_defaults() -> None:

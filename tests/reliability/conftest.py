@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -62,8 +63,8 @@ class LiveExporter:
         return self.registry.get_sample_value(name, labels) or 0.0
 
     def delivered(self) -> list[Alert]:
-        """What the handler received once the dispatcher and the handlers caught up."""
-        assert self.app.state.dispatcher.flush(WAIT)
+        """What the handler received once the store's deliveries and the handlers caught up."""
+        assert self.app.state.delivery.flush(WAIT)
         assert self.manager.flush(WAIT)
         return list(self.received)
 
@@ -75,7 +76,13 @@ class LiveExporter:
 
 def live_exporter(stack: contextlib.ExitStack, *, manager: AlertManager | None = None,
                   registry: CollectorRegistry | None = None, **settings: Any) -> LiveExporter:
-    """Start an exporter on 127.0.0.1:<free port>; ``stack`` stops it and its manager."""
+    """Start an exporter on 127.0.0.1:<free port>; ``stack`` stops it and its manager.
+
+    Its alert store lives in a fresh folder unless ``state_dir`` is given.
+    """
+    if "state_dir" not in settings:
+        settings["state_dir"] = stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="vigil-state-"))
     registry = registry if registry is not None else CollectorRegistry()
     manager = manager if manager is not None else AlertManager(registry=registry)
     stack.callback(manager.close)

@@ -39,6 +39,7 @@ How it behaves where the seed is silent:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import hashlib
 import inspect
@@ -192,16 +193,51 @@ def _handler_name(handler: AlertHandler) -> str:
     return name if isinstance(name, str) else type(handler).__qualname__
 
 
+def _handler_key(handler: AlertHandler) -> str:
+    """``module.qualname``: the handler's name where it must stay the same across processes
+    and restarts (the webhook's durable store keys deliveries by it)."""
+    module = getattr(handler, "__module__", None)
+    if not isinstance(module, str):
+        module = type(handler).__module__
+    return f"{module}.{_handler_name(handler)}"
+
+
 async def _await(awaitable: Awaitable[object]) -> object:
     return await awaitable
+
+
+class HandlerRunner:
+    """Calls one handler; an awaitable result runs to completion on an event loop of its own.
+
+    One runner per thread (the loop is made on first need and reused); :meth:`close` ends the
+    loop. Used by the manager's workers and by the exporter's durable delivery loop.
+    """
+
+    def __init__(self, handler: AlertHandler) -> None:
+        self.handler = handler
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __call__(self, alert: Alert) -> None:
+        result = self.handler(alert)
+        if inspect.isawaitable(result):
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(_await(result))
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+            self._loop = None
 
 
 class _Worker:
     """One handler, its queue and its thread. Counters are guarded by the manager's lock."""
 
-    def __init__(self, handler: AlertHandler) -> None:
+    def __init__(self, handler: AlertHandler, key: str) -> None:
         self.handler = handler
         self.name = _handler_name(handler)
+        self.key = key
         # None is the stop sentinel. The bound (queue_size) is enforced by the manager through
         # ``queued`` under its lock, so the limit can change at run time.
         self.queue: queue.SimpleQueue[Alert | None] = queue.SimpleQueue()
@@ -211,25 +247,11 @@ class _Worker:
         self.dropping = False
         self.stopped = False
         self.thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.runner = HandlerRunner(handler)
 
     @property
     def pending(self) -> int:
         return self.queued + (self.started_at is not None)
-
-    def run(self, alert: Alert) -> None:
-        """Call the handler; an awaitable result runs to completion on this worker's loop."""
-        result = self.handler(alert)
-        if inspect.isawaitable(result):
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(_await(result))
-
-    def close_loop(self) -> None:
-        if self._loop is not None:
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
-            self._loop = None
 
 
 # --- the manager --------------------------------------------------------------------------
@@ -263,6 +285,7 @@ class AlertManager:
         self._recent: OrderedDict[str, tuple[Alert, float]] = OrderedDict()
         self._workers: list[_Worker] = []
         self._closed = False
+        self._exit_flush_armed = False
         registry = registry if registry is not None else performance_monitor.registry
         self._sent = counter(registry, "vigil_alerts_total",
                              "Alerts dispatched to handlers (repeats folded by de-duplication "
@@ -321,7 +344,7 @@ class AlertManager:
         earlier alert's ``count`` grows and that alert is returned. Raises ``ValueError`` for an
         unknown severity or status and ``RuntimeError`` once the manager is closed.
         """
-        alert = self._new_alert(severity, component, message, metadata, source=source,
+        alert = self.build_alert(severity, component, message, metadata, source=source,
                                 status=status, labels=labels, annotations=annotations,
                                 fingerprint=fingerprint)
         now = self._clock.monotonic()
@@ -345,22 +368,37 @@ class AlertManager:
         self._report_drops(alert, drops)
         return alert
 
-    def _new_alert(self, severity: AlertSeverity | str, component: str, message: str,
-                   metadata: Mapping[str, Any] | None, *, source: str, status: str,
-                   labels: Mapping[str, str] | None, annotations: Mapping[str, str] | None,
-                   fingerprint: str | None) -> Alert:
+    def build_alert(self, severity: AlertSeverity | str, component: str, message: str,
+                    metadata: Mapping[str, Any] | None = None, *, source: str = "vigil",
+                    status: str = FIRING, labels: Mapping[str, str] | None = None,
+                    annotations: Mapping[str, str] | None = None,
+                    fingerprint: str | None = None, id: str | None = None,
+                    timestamp: float | None = None) -> Alert:
+        """An :class:`Alert` from ``send_alert``'s arguments, neither recorded nor dispatched.
+
+        ``id`` defaults to a new random one, ``timestamp`` (epoch seconds) to the clock's now.
+        The exporter's delivery loop builds webhook alerts this way, with the store's id.
+        """
         level = AlertSeverity.parse(severity).value
         state = _parse_status(status)
         label_map = _str_dict(labels)
         component, message, source = str(component), str(message), str(source)
         return Alert(
-            id=uuid.uuid4().hex,
-            timestamp=format_rfc3339(self._clock.time()),
+            id=id if id is not None else uuid.uuid4().hex,
+            timestamp=format_rfc3339(self._clock.time() if timestamp is None else timestamp),
             severity=level, component=component, message=message,
             metadata=_json_safe(metadata or {}),
             fingerprint=fingerprint or _fingerprint(source, level, component, message, state,
                                                     label_map),
             source=source, status=state, labels=label_map, annotations=_str_dict(annotations))
+
+    def record(self, alert: Alert) -> None:
+        """Keep ``alert`` in the recent buffer (``get_recent_alerts``) and count it in
+        ``vigil_alerts_total``, without calling the handlers: for alerts that reach the handlers
+        another way (the exporter's durable webhook delivery)."""
+        with self._lock:
+            self._buffer.append(alert)
+        self._sent.labels(alert.severity, alert.component).inc()
 
     def _repeat_of_locked(self, alert: Alert, now: float) -> Alert | None:
         window = self._settings.dedup_window
@@ -409,12 +447,58 @@ class AlertManager:
                 raise RuntimeError("AlertManager is closed; it cannot register handlers")
             if any(worker.handler == handler for worker in self._workers):
                 return handler
-            worker = _Worker(handler)
+            key = _handler_key(handler)
+            taken = {worker.key for worker in self._workers}
+            unique, n = key, 1
+            while unique in taken:
+                n += 1
+                unique = f"{key}#{n}"
+            worker = _Worker(handler, unique)
             worker.thread = threading.Thread(target=self._work, args=(worker,), daemon=True,
                                              name=f"vigil-alert-handler[{worker.name}]")
             self._workers.append(worker)
         worker.thread.start()
+        self._arm_exit_flush()
         return handler
+
+    def _arm_exit_flush(self) -> None:
+        """At interpreter exit, give the handlers ``exit_flush_timeout`` seconds to finish.
+
+        Handler threads are daemons (a hung handler must not keep the process alive forever),
+        so without this a short script's alerts would die with the interpreter unhandled.
+        """
+        with self._lock:
+            if self._exit_flush_armed:
+                return
+            self._exit_flush_armed = True
+        atexit.register(self._flush_at_exit)
+
+    def _flush_at_exit(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+        timeout = get_config().monitoring.alerts.exit_flush_timeout
+        if timeout > 0 and self.flush(timeout):
+            return
+        with self._lock:
+            left = {worker.name: worker.pending for worker in self._workers if worker.pending}
+        if left:
+            try:
+                self._logger.warning(
+                    "interpreter exiting with alerts not yet handled; they are lost",
+                    metadata={"pending_by_handler": left, "exit_flush_timeout": timeout})
+            except Exception:  # pragma: no cover - a broken logger at exit
+                pass
+
+    def handlers(self) -> dict[str, AlertHandler]:
+        """The registered handlers by name, in registration order.
+
+        The name is ``module.qualname`` (``#2``, ``#3`` ... for further handlers of the same
+        name, in registration order): the same in every process that registers the same
+        handlers, which is what the exporter's durable store keys deliveries by.
+        """
+        with self._lock:
+            return {worker.key: worker.handler for worker in self._workers}
 
     def unregister_handler(self, handler: AlertHandler) -> bool:
         """Stop calling ``handler``: alerts queued for it are dropped, a running call finishes.
@@ -442,7 +526,7 @@ class AlertManager:
                 finally:
                     self._end(worker)
         finally:
-            worker.close_loop()
+            worker.runner.close()
 
     def _begin(self, worker: _Worker) -> bool:
         with self._lock:
@@ -460,7 +544,7 @@ class AlertManager:
 
     def _call(self, worker: _Worker, alert: Alert) -> None:
         try:
-            worker.run(alert)
+            worker.runner(alert)
         # BaseException too: a handler calling sys.exit() must not silently kill its worker
         # (its queue would never drain and flush() would wait on it).
         except BaseException as exc:
