@@ -265,6 +265,8 @@ class ResourceMonitoringSettings(_Settings):
 @dataclass(frozen=True)
 class AlertSettings(_Settings):
     buffer_size: int = _setting(1000, minimum=1, doc="recent alerts kept")
+    buffer_max_bytes: int = _setting(
+        16_777_216, minimum=1, doc="bytes the recent alerts may hold; past it the oldest go")
     dedup_window: float = _setting(
         60.0, minimum=0, doc="seconds in which a repeated alert is counted, not dispatched")
     handler_timeout: float = _positive(

@@ -165,6 +165,19 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
+def _alert_size(alert: Alert) -> int:
+    """About how many bytes ``alert`` holds: its text as UTF-8-ish characters, metadata as
+    JSON (what the buffer's byte budget counts)."""
+    text = len(alert.message) + len(alert.component) + len(alert.id) + 200
+    text += sum(len(k) + len(v) for k, v in alert.labels.items())
+    text += sum(len(k) + len(v) for k, v in alert.annotations.items())
+    try:
+        text += len(json.dumps(alert.metadata, ensure_ascii=False, default=str))
+    except (TypeError, ValueError):  # pragma: no cover - metadata is JSON-safe by construction
+        text += 1000
+    return text
+
+
 def _str_dict(values: Mapping[str, Any] | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in (values or {}).items()}
 
@@ -275,14 +288,18 @@ class AlertManager:
             buffer_size=base.buffer_size if buffer_size is None else buffer_size,
             dedup_window=base.dedup_window if dedup_window is None else dedup_window,
             handler_timeout=base.handler_timeout if handler_timeout is None else handler_timeout,
-            queue_size=base.queue_size if queue_size is None else queue_size)
+            queue_size=base.queue_size if queue_size is None else queue_size,
+            buffer_max_bytes=base.buffer_max_bytes, exit_flush_timeout=base.exit_flush_timeout)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
         self._logger: _Logger = logger if logger is not None else StructuredLogger("vigil.alerts")
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a handler call finished
-        self._buffer: deque[Alert] = deque(maxlen=self._settings.buffer_size)
-        # fingerprint -> (alert, dispatch time); insertion order is dispatch order.
-        self._recent: OrderedDict[str, tuple[Alert, float]] = OrderedDict()
+        # (alert, its size in bytes), oldest first; bounded by buffer_size and buffer_max_bytes.
+        self._buffer: deque[tuple[Alert, int]] = deque()
+        self._buffer_bytes = 0
+        # fingerprint -> (alert, dispatch time, size); insertion order is dispatch order.
+        self._recent: OrderedDict[str, tuple[Alert, float, int]] = OrderedDict()
+        self._recent_bytes = 0
         self._workers: list[_Worker] = []
         self._closed = False
         self._exit_flush_armed = False
@@ -327,9 +344,7 @@ class AlertManager:
         settings = config.monitoring.alerts
         with self._lock:
             self._settings = settings
-            self._buffer = deque(self._buffer, maxlen=settings.buffer_size)
-            while len(self._recent) > settings.buffer_size:
-                self._recent.popitem(last=False)
+            self._trim_locked()
 
     # -- sending -------------------------------------------------------------------------
 
@@ -397,29 +412,46 @@ class AlertManager:
         ``vigil_alerts_total``, without calling the handlers: for alerts that reach the handlers
         another way (the exporter's durable webhook delivery)."""
         with self._lock:
-            self._buffer.append(alert)
+            self._buffer.append((alert, _alert_size(alert)))
+            self._buffer_bytes += self._buffer[-1][1]
+            self._trim_locked()
         self._sent.labels(alert.severity, alert.component).inc()
+
+    def _trim_locked(self) -> None:
+        """Keep the buffer and the de-duplication index within buffer_size alerts and
+        buffer_max_bytes bytes each (the newest alert stays, however large)."""
+        limit, budget = self._settings.buffer_size, self._settings.buffer_max_bytes
+        while len(self._buffer) > limit or (self._buffer_bytes > budget
+                                            and len(self._buffer) > 1):
+            self._buffer_bytes -= self._buffer.popleft()[1]
+        while len(self._recent) > limit or (self._recent_bytes > budget
+                                            and len(self._recent) > 1):
+            self._recent_bytes -= self._recent.popitem(last=False)[1][2]
 
     def _repeat_of_locked(self, alert: Alert, now: float) -> Alert | None:
         window = self._settings.dedup_window
         # Entries are in dispatch order, so expired ones are all at the front.
         while self._recent:
-            _, (_, dispatched_at) = next(iter(self._recent.items()))
+            _, (_, dispatched_at, _) = next(iter(self._recent.items()))
             if now - dispatched_at < window:
                 break
-            self._recent.popitem(last=False)
+            self._recent_bytes -= self._recent.popitem(last=False)[1][2]
         entry = self._recent.get(alert.fingerprint)
         if entry is None or entry[0].status != alert.status:
             return None
         return entry[0]
 
     def _remember_locked(self, alert: Alert, now: float) -> None:
-        self._buffer.append(alert)
-        self._recent.pop(alert.fingerprint, None)
-        self._recent[alert.fingerprint] = (alert, now)
+        size = _alert_size(alert)
+        self._buffer.append((alert, size))
+        self._buffer_bytes += size
+        previous = self._recent.pop(alert.fingerprint, None)
+        if previous is not None:
+            self._recent_bytes -= previous[2]
+        self._recent[alert.fingerprint] = (alert, now, size)
+        self._recent_bytes += size
         # Bounded like the buffer: a flood of distinct alerts cannot grow the dedup index.
-        while len(self._recent) > self._settings.buffer_size:
-            self._recent.popitem(last=False)
+        self._trim_locked()
 
     def _enqueue_locked(self, alert: Alert) -> list[tuple[_Worker, bool]]:
         """Queue ``alert`` for each worker; returns (worker, first drop of a run) per drop."""
@@ -625,7 +657,7 @@ class AlertManager:
         wanted_status = None if status is None else _parse_status(status)
         wanted_severity = None if severity is None else AlertSeverity.parse(severity).value
         with self._lock:
-            alerts = list(self._buffer)
+            alerts = [alert for alert, _ in self._buffer]
         found: list[Alert] = []
         for alert in reversed(alerts):
             if len(found) >= count:
