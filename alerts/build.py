@@ -350,7 +350,7 @@ def exporter_alerts(s: Settings) -> list[dict[str, Any]]:
     w = s.webhook_failure_window
     failed_requests = f'vigil_webhook_requests_total{{{j}, code!~"2.."}}'
     handler_failures = f"vigil_alert_handler_failures_total{{{j}}}"
-    dispatch_failures = f"vigil_webhook_dispatch_failures_total{{{j}}}"
+    dead_letters = f'vigil_webhook_deliveries_total{{{j}, outcome="dead_lettered"}}'
     return [
         _alert(
             s, "VigilExporterDown", f"up{{{j}}} == 0", "critical",
@@ -383,14 +383,15 @@ def exporter_alerts(s: Settings) -> list[dict[str, Any]]:
             f"{{{{ $labels.reason }}}} (error: raised, hung: past handler_timeout, dropped: "
             f"its queue was full): alerts did not reach it."),
         _alert(
-            s, "VigilWebhookDispatchFailures",
-            f"{_sum_events('job, instance, exception', dispatch_failures, w)}"
+            s, "VigilWebhookDeadLetters",
+            f"{_sum_events('job, instance, handler', dead_letters, w)}"
             f"\n> 0",
             "warning",
-            "Alerts from Alertmanager fail to dispatch on {{ $labels.instance }}",
+            "Alerts from Alertmanager were dead-lettered for handler {{ $labels.handler }}",
             f"{{{{ $value | printf \"%.0f\" }}}} alert(s) received by the webhook on "
-            f"{{{{ $labels.instance }}}} raised {{{{ $labels.exception }}}} while being "
-            f"dispatched to the handlers in the last {w}."),
+            f"{{{{ $labels.instance }}}} were given up for handler {{{{ $labels.handler }}}} "
+            f"after its last allowed attempt in the last {w}; they are kept in the store "
+            f"(GET /api/deliveries)."),
     ]
 
 

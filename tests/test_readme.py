@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from vigil.config import env_variables
@@ -54,3 +57,18 @@ def test_every_alert_has_a_row() -> None:
     assert alerts
     rows = _table_rows()
     assert sorted(a for a in alerts if not any(r.startswith(f"| `{a}`") for r in rows)) == []
+
+
+def test_the_first_example_prints_its_alert_outside_the_repository(tmp_path: Path) -> None:
+    """The README's first Python block, run as a script from a folder outside the checkout,
+    prints the alert it sends: the handler runs before the interpreter exits."""
+    block = re.search(r"```python\n(.*?)```", README, re.S)
+    assert block is not None
+    script = tmp_path / "example.py"
+    script.write_text(block.group(1), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "disk almost full" in result.stdout.splitlines(), result.stdout

@@ -163,7 +163,8 @@ def test_a_raising_handler_is_retried_with_backoff_then_succeeds(rig: Rig) -> No
     assert loop.flush(WAIT)
     assert calls == [alert.id, alert.id]
     (record,) = [r for r in rig.logger.records if r[0] == "WARNING"]
-    assert record[2]["attempt"] == 1 and 30 <= record[2]["delay"] <= 60
+    assert record[2]["attempt"] == 1
+    assert 30 <= record[2]["delay"] <= 60
     assert "ConnectionError: pager down" in record[2]["error"]
 
 
@@ -260,7 +261,8 @@ def test_stop_waits_for_the_running_call_and_leaves_the_rest(rig: Rig) -> None:
     assert entered.wait(WAIT)
     threading.Timer(0.05, gate.set).start()
     report = loop.stop(WAIT)
-    assert report.clean and report.pending == 2
+    assert report.clean
+    assert report.pending == 2
     assert got == ["a"]
     assert ("INFO", "alert delivery stopped",
             {"pending_alerts": 2, "running_calls": 0}) in rig.logger.records

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.redis_server import RedisServer, redis_available
+
 from vigil.config import ExporterSettings
 from vigil_exporter.store import (
     AlertStore,
@@ -105,7 +105,8 @@ def test_accepted_alerts_wait_for_each_handler_in_order(make_store: Factory) -> 
     assert first.payload == dict(a.payload)
     assert first.received_at == T0
     second = store.claim("h1", "me", T0, LEASE)
-    assert second is not None and second.alert_id == b.id
+    assert second is not None
+    assert second.alert_id == b.id
     assert store.claim("h1", "me", T0, LEASE) is None
 
 
@@ -123,7 +124,8 @@ def test_an_alert_leaves_the_store_once_every_handler_completed(make_store: Fact
     store.complete(two)
     stats = store.stats()
     assert (stats.pending_alerts, stats.pending_bytes) == (0, 0)
-    assert stats.pending_by_handler == {} and stats.running_by_handler == {}
+    assert stats.pending_by_handler == {}
+    assert stats.running_by_handler == {}
 
 
 def test_payloads_come_back_unchanged(make_store: Factory) -> None:
@@ -134,7 +136,8 @@ def test_payloads_come_back_unchanged(make_store: Factory) -> None:
                                                 "metadata": {"n": [1, 2.5, None, {"k": "✓"}]}})
     store.accept([alert], ["h"], T0)
     claim = store.claim("h", "me", T0, LEASE)
-    assert claim is not None and claim.payload == alert.payload
+    assert claim is not None
+    assert claim.payload == alert.payload
 
 
 def test_without_handlers_alerts_are_remembered_not_stored(make_store: Factory) -> None:
@@ -150,7 +153,8 @@ def test_accepted_alerts_survive_reopening(make_store: Factory) -> None:
     make_store().accept([incoming("A")], ["h"], T0)
     again = make_store()
     claim = again.claim("h", "me", T0, LEASE)
-    assert claim is not None and claim.payload["labels"]["alertname"] == "A"
+    assert claim is not None
+    assert claim.payload["labels"]["alertname"] == "A"
     assert again.accept([incoming("A")], ["h"], T0).duplicates == 1
 
 
@@ -280,7 +284,8 @@ def test_release_hands_an_owners_deliveries_out_again(make_store: Factory) -> No
     assert store.release("dead") == 1
     assert store.owners() == set()
     claim = store.claim("h", "me", T0, LEASE)
-    assert claim is not None and claim.attempt == 1
+    assert claim is not None
+    assert claim.attempt == 1
 
 
 def test_a_retry_waits_until_due_with_the_next_attempt(make_store: Factory) -> None:
@@ -292,7 +297,8 @@ def test_a_retry_waits_until_due_with_the_next_attempt(make_store: Factory) -> N
     store.retry(claim, "ValueError: no", T0 + 10)
     assert store.claim("h", "me", T0 + 9, LEASE) is None
     again = store.claim("h", "me", T0 + 10, LEASE)
-    assert again is not None and again.attempt == 2
+    assert again is not None
+    assert again.attempt == 2
 
 
 def test_a_retrying_delivery_does_not_hold_up_later_ones(make_store: Factory) -> None:
@@ -304,7 +310,8 @@ def test_a_retrying_delivery_does_not_hold_up_later_ones(make_store: Factory) ->
     assert first is not None
     store.retry(first, "boom", T0 + 60)
     nxt = store.claim("h", "me", T0 + 1, LEASE)
-    assert nxt is not None and nxt.alert_id == b.id
+    assert nxt is not None
+    assert nxt.alert_id == b.id
 
 
 def test_dead_letters_are_kept_listed_and_trimmed(make_store: Factory) -> None:
@@ -333,7 +340,8 @@ def test_complete_after_a_takeover_is_harmless(make_store: Factory) -> None:
     store.accept([incoming()], ["h"], T0)
     slow = store.claim("h", "slow", T0, LEASE)
     fast = store.claim("h", "fast", T0 + LEASE + 1, LEASE)
-    assert slow is not None and fast is not None
+    assert slow is not None
+    assert fast is not None
     store.complete(fast)
     store.complete(slow)
     assert store.stats().pending_alerts == 0

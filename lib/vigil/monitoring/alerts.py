@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import dataclasses
 import hashlib
 import inspect
@@ -515,12 +516,11 @@ class AlertManager:
         with self._lock:
             left = {worker.name: worker.pending for worker in self._workers if worker.pending}
         if left:
-            try:
+            # A broken injected logger must not turn the exit into a traceback.
+            with contextlib.suppress(Exception):
                 self._logger.warning(
                     "interpreter exiting with alerts not yet handled; they are lost",
                     metadata={"pending_by_handler": left, "exit_flush_timeout": timeout})
-            except Exception:  # pragma: no cover - a broken logger at exit
-                pass
 
     def handlers(self) -> dict[str, AlertHandler]:
         """The registered handlers by name, in registration order.

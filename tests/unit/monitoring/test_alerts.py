@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -510,3 +513,26 @@ def test_invalid_settings_raise_config_error_naming_the_key() -> None:
         AlertManager(buffer_size=0, registry=CollectorRegistry())
     with pytest.raises(ConfigError, match=r"handler_timeout"):
         AlertManager(handler_timeout=0, registry=CollectorRegistry())
+
+
+_EXITING_SCRIPT = """
+import threading
+from vigil.monitoring import alert_manager
+alert_manager.register_handler(lambda alert: threading.Event().wait())  # never returns
+alert_manager.register_handler(lambda alert: print("handled", alert["message"], flush=True))
+alert_manager.send_alert("high", "script", "{message}")
+"""
+
+
+def test_exit_waits_for_handlers_up_to_its_bound_then_says_what_is_lost() -> None:
+    """At exit the handlers get exit_flush_timeout seconds: the quick one runs, the hung one
+    is reported in a log line, and the interpreter still ends."""
+    env = {**os.environ, "VIGIL_MONITORING_ALERTS_EXIT_FLUSH_TIMEOUT": "0.3"}
+    result = subprocess.run([sys.executable, "-c", _EXITING_SCRIPT.format(message="bye")],
+                            capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "handled bye" in lines
+    (warning,) = [json.loads(line) for line in lines if line.startswith("{")]
+    assert warning["message"] == "interpreter exiting with alerts not yet handled; they are lost"
+    assert sum(warning["metadata"]["pending_by_handler"].values()) == 1
