@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import cases
+from bench import cases, webhook
 from bench.harness import FULL, QUICK, Budget, machine
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -34,6 +34,7 @@ ROWS: dict[str, Callable[[Budget, argparse.Namespace], list[cases.Result]]] = {
     "exposition": lambda b, a: cases.exposition_rows(b, a.series),
     "scrape": lambda b, a: cases.scrape_rows(b, a.series),
     "memory": lambda b, a: cases.memory_rows(a.records, a.baseline),
+    "webhook": lambda b, a: webhook.webhook_rows(b),
 }
 
 # Why a target is missed, shown under the table when it is (from profiling; see the issue).
@@ -60,6 +61,8 @@ def _figure(value: float, unit: str) -> str:
         return f"{value / 1000:,.0f}k lines/s"
     if unit == "µs":
         return f"{value:.2f} µs"
+    if unit == "alerts/s":
+        return f"{value:,.0f} alerts/s"
     if unit == "ms":
         return f"{value:.1f} ms" if value >= 1 else f"{value:.3f} ms"
     return f"{value:.1f} {unit}"
@@ -126,6 +129,10 @@ What each row measures:
   the time and a call can wait one GIL switch (~5 ms); a recorder *blocked* by the scrape would
   wait out whole renders. The two targets are this runner's reading of "not blocked": p99
   latency at most 2x that with no scrape, and no call as long as half a render.
+- Webhook: the exporter on loopback with its SQLite store in a temporary folder (one fsync
+  per notification) and one no-op handler. A 1-alert notification's 2xx against `GET /healthz`
+  on the same keep-alive connection (the HTTP floor), then 4 clients posting 10-alert
+  notifications for a few seconds: alerts acknowledged per second beside alerts handled.
 - Memory: a child process runs {args.records:,} rounds of a log line, a span, a
   `@monitor_performance` call, a histogram record and an alert with a new message; the growth of
   RSS from round {args.baseline:,} (buffers full) to the end, after a full collection.

@@ -229,8 +229,12 @@ class DeliveryLoop:
             now = time.monotonic()
             if now >= next_beat:
                 next_beat = now + heartbeat
-                self._store_op(self.store.renew, self.owner,
-                               self._time() + self.settings.lease_seconds)
+                with self._lock:
+                    held = [(t.claim.alert_id, t.name) for t in self._threads.values()
+                            if t.claim is not None]
+                if held:
+                    self._store_op(self.store.renew, self.owner,
+                                   self._time() + self.settings.lease_seconds, held)
             if now >= next_reclaim:
                 next_reclaim = now + _RECLAIM_EVERY
                 self._reclaim()

@@ -272,6 +272,8 @@ def test_ha_pair_and_alertmanager_cluster_deliver_each_change_once(tmp_path: Pat
         # Both replicas' alerts reached the cluster (so the receivers got two alerts per change).
         wait_for(lambda: _am_replicas(ams[1]) == {"a", "b"}, DEADLINE,
                  "both replicas' alerts in Alertmanager", interval=0.2)
+        # Peers notify in the order of their names (time-ordered ULIDs): ams[0], started first,
+        # is the one that notifies; killing it makes the next peer take over the resolution.
         killed = ams[0]
         killed_sent = _am_notifications(killed)
         killed.kill()

@@ -194,6 +194,15 @@ def test_the_replicas_of_an_ha_pair_are_one_alert(make_store: Factory) -> None:
     assert store.stats().pending_by_handler == {"h": 2}  # one firing, one resolved
 
 
+def test_identities_are_counted_not_alerts(make_store: Factory) -> None:
+    """webhook_dedup_size counts identities: repeats of one do not push another out."""
+    store = make_store(webhook_dedup_size=2)
+    store.accept([incoming("a"), incoming("b")], [], T0)
+    for _ in range(5):
+        assert store.accept([incoming("a")], [], T0).duplicates == 1
+    assert store.accept([incoming("b")], [], T0).duplicates == 1
+
+
 def test_identities_are_bounded_least_recently_seen_first(make_store: Factory) -> None:
     """Past webhook_dedup_size the identity seen longest ago is forgotten."""
     store = make_store(webhook_dedup_size=2)
@@ -267,13 +276,31 @@ def test_a_claimed_delivery_is_not_handed_out_until_its_lease_runs_out(
 
 
 def test_renewing_a_lease_keeps_the_delivery(make_store: Factory) -> None:
-    """The heartbeat's renew moves the lease forward for every delivery of the owner."""
+    """The heartbeat's renew moves the lease forward for the deliveries the owner names."""
     store = make_store()
     store.accept([incoming()], ["h"], T0)
-    assert store.claim("h", "me", T0, LEASE) is not None
-    store.renew("me", T0 + 3 * LEASE)
+    claim = store.claim("h", "me", T0, LEASE)
+    assert claim is not None
+    store.renew("me", T0 + 3 * LEASE, [(claim.alert_id, "h")])
     assert store.claim("h", "other", T0 + 2 * LEASE, LEASE) is None
     assert store.owners() == {"me"}
+
+
+def test_renew_leaves_out_what_the_owner_does_not_name(make_store: Factory) -> None:
+    """A claim the owner lost track of (its answer lost) is not renewed: it is handed out
+    again when its lease runs out; another owner's names do not renew it either."""
+    store = make_store()
+    store.accept([incoming("a"), incoming("b")], ["h"], T0)
+    known = store.claim("h", "me", T0, LEASE)
+    lost = store.claim("h", "me", T0, LEASE)
+    assert known is not None
+    assert lost is not None
+    store.renew("me", T0 + 3 * LEASE, [(known.alert_id, "h")])
+    store.renew("other", T0 + 3 * LEASE, [(lost.alert_id, "h")])
+    again = store.claim("h", "other", T0 + LEASE + 1, LEASE)
+    assert again is not None
+    assert again.alert_id == lost.alert_id
+    assert store.claim("h", "other", T0 + LEASE + 1, LEASE) is None
 
 
 def test_release_hands_an_owners_deliveries_out_again(make_store: Factory) -> None:

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import pytest
 import redis
-
 from tests.redis_server import RedisServer, redis_available
+
 from vigil.config import ExporterSettings
 from vigil_exporter.store import AlertStore, Claim, Incoming, identity
 from vigil_exporter.store.redis import RedisStore
@@ -125,7 +125,8 @@ def test_racing_takeovers_of_an_expired_lease_hand_it_out_once(
         return stores[i % 2].claim("h", f"owner-{i}", T0 + LEASE + 1, LEASE)
 
     winners = race(8, take_over)
-    assert len(winners) == 1 and winners[0].attempt == 1
+    assert len(winners) == 1
+    assert winners[0].attempt == 1
     assert stores[1].owners() == {winners[0].owner}
 
 
@@ -151,6 +152,32 @@ def test_racing_accepts_respect_the_cap(open_store: Callable[..., RedisStore]) -
     assert stores[1].stats().pending_alerts == 5
 
 
+@pytest.mark.parametrize("due_after", [200, 50])
+def test_claim_skips_a_long_backlog_of_waiting_retries(
+        open_store: Callable[..., RedisStore], due_after: int) -> None:
+    """Behind 150 retries not yet due the oldest due delivery is found (whether the claim
+    script walks the queue or the due ones), and an expired lease still wins by age."""
+    store = open_store()
+    alerts = [alert(f"b{i}") for i in range(150 + due_after)]
+    store.accept(alerts, ["h"], T0)
+    for _ in range(150):
+        claim = store.claim("h", "me", T0, LEASE)
+        assert claim is not None
+        store.retry(claim, "later", T0 + 1000)
+    first_due = store.claim("h", "me", T0 + 1, LEASE)
+    assert first_due is not None
+    assert first_due.alert_id == alerts[150].id
+    again = store.claim("h", "other", T0 + 1 + LEASE + 1, LEASE)  # its lease ran out
+    assert again is not None
+    assert (again.alert_id, again.attempt) == (alerts[150].id, 1)
+    nxt = store.claim("h", "other", T0 + 1 + LEASE + 1, LEASE)
+    assert nxt is not None
+    assert nxt.alert_id == alerts[151].id
+    retried = store.claim("h", "other", T0 + 1000, LEASE)
+    assert retried is not None
+    assert (retried.alert_id, retried.attempt) == (alerts[0].id, 2)
+
+
 # --- prefixes and credentials -------------------------------------------------------------------
 
 
@@ -164,14 +191,16 @@ def test_a_different_prefix_is_a_separate_store(
     claim = one.claim("h", "me", T0, LEASE)
     assert claim is not None
     one.dead_letter(claim, "boom", T0)
-    assert two.stats().pending_alerts == 0 and two.dead_letters(10) == []
+    assert two.stats().pending_alerts == 0
+    assert two.dead_letters(10) == []
     assert two.claim("h", "me", T0, LEASE) is None
     assert two.accept([alert("A")], ["h"], T0).stored == 1  # not a redelivery there
     client = redis.Redis.from_url(server.url)
     try:
         for store in (one, two):
             keys = [key.decode() for key in client.scan_iter(match=f"*{store.prefix}*")]
-            assert keys and all(key.startswith("{" + store.prefix + "}:") for key in keys)
+            assert keys
+            assert all(key.startswith("{" + store.prefix + "}:") for key in keys)
     finally:
         client.close()
 
@@ -189,7 +218,8 @@ def test_repr_masks_the_password(open_store: Callable[..., RedisStore],
     store = open_store(url=url)
     assert store.accept([alert()], ["h"], T0).stored == 1
     shown = repr(store)
-    assert "s3cret-pw" not in shown and f"127.0.0.1:{server.port}/0" in shown
+    assert "s3cret-pw" not in shown
+    assert f"127.0.0.1:{server.port}/0" in shown
     assert "s3cret-pw" not in repr(open_store(url=url + "?password=s3cret-pw"))
     with pytest.raises(redis.AuthenticationError):
         open_store(url=f"redis://vigil:wrong@127.0.0.1:{server.port}/0")
@@ -256,8 +286,10 @@ def test_random_operations_give_what_sqlite_gives(
                         answers.append(s.dead_letter(claim, f"Dead {step}", now))
             elif op == "renew":
                 owner = rng.choice(owners)
+                held = [(c.alert_id, c.handler) for c in claims
+                        if c.owner == owner and rng.random() < 0.7]
                 for s in stores:
-                    s.renew(owner, now + LEASE)
+                    s.renew(owner, now + LEASE, held)
             elif op == "release":
                 owner = rng.choice(owners)
                 answers = [s.release(owner) for s in stores]

@@ -172,8 +172,14 @@ class AlertStore(Protocol):
         """
         ...
 
-    def renew(self, owner: str, until: float) -> None:
-        """Extend the lease of every delivery ``owner`` holds (its heartbeat)."""
+    def renew(self, owner: str, until: float, held: Sequence[tuple[str, str]]) -> None:
+        """Extend the leases of the deliveries ``held`` (``(alert_id, handler)`` pairs) by
+        ``owner`` (its heartbeat).
+
+        Only those the owner knows it is running: a claim whose answer was lost (a timeout
+        after the store took it) is not renewed, so its lease runs out and it is handed out
+        again instead of being held forever by a live process that never calls its handler.
+        """
         ...
 
     def release(self, owner: str) -> int:

@@ -6,18 +6,22 @@ the reference; ``tests/exporter/test_store.py`` runs against both). What differs
 operation is made atomic across processes:
 
 - :meth:`RedisStore.accept` keeps its decisions in Python, shared with SQLite
-  (:func:`~vigil_exporter.store.is_redelivery`, the caps): it WATCHes the three keys every
-  accept reads and the others change (the identities' recency, the alert sequence and the
-  pending totals), reads a snapshot, decides, and commits in MULTI/EXEC. When another process
-  changed a watched key meanwhile, EXEC fails and it starts over. A ``"full"`` answer writes
-  nothing, so the snapshot (one MULTI/EXEC of reads) is its consistent view.
+  (:func:`~vigil_exporter.store.is_redelivery`, the caps). It WATCHes what other accepts
+  change (``P:touch``, written by every accept of an alert, and ``P:seq``), reads what it needs
+  in one snapshot (a MULTI/EXEC of reads), decides, and commits in MULTI/EXEC; when another
+  accept committed meanwhile, EXEC fails and it decides again. The pending totals are read,
+  not watched: only an accept raises them and the delivery side only lowers them, so an
+  ``"accepted"`` decided on totals that fell meanwhile is the one it would be at EXEC (the caps
+  refuse only higher totals), and completing deliveries never makes the webhook start over. A
+  ``"full"`` answer writes nothing: the snapshot is its consistent view.
 - Everything else (claim, complete, retry, dead_letter, renew, release, stats, dead_letters)
   is one Lua script each: Redis runs a script alone, so two processes never claim the same
-  delivery. The scripts write the keys accept watches, which is what makes accept retry.
+  delivery.
 
 Durability is Redis's: an accepted alert is in Redis's memory when the webhook answers 2xx;
 run Redis with ``appendonly yes`` (and ``appendfsync always`` to survive a power cut of the
-Redis host) for the guarantee the SQLite store gives.
+Redis host) for the guarantee the SQLite store gives, and with ``maxmemory-policy noeviction``
+(an evicting policy would drop stored alerts; the caps bound what the store holds).
 
 Key layout (``P`` is ``{prefix}``: the braces are a Redis Cluster hash tag, so every key of a
 store is in one slot; ``seq`` is an alert's position in accept order):
@@ -245,9 +249,12 @@ return #oldest
 
 # KEYS: the owner's set. ARGV: P, owner, lease end.
 _RENEW = _PRELUDE + """
-for _, ref in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local seq, handler = split(ref)
-  redis.call('ZADD', P .. ':run:' .. handler, 'XX', ARGV[3], seq)
+for i = 4, #ARGV, 2 do
+  local seq = redis.call('HGET', KEYS[2], ARGV[i])
+  local handler = ARGV[i + 1]
+  if seq and redis.call('SISMEMBER', KEYS[1], seq .. ':' .. handler) == 1 then
+    redis.call('ZADD', P .. ':run:' .. handler, 'XX', ARGV[3], seq)
+  end
 end
 return 0
 """
@@ -301,11 +308,12 @@ return out
 # Inside accept's MULTI. KEYS: touch, ep. ARGV: cutoff. Forgets the identities touched at or
 # before the cutoff.
 _EVICT = """
-local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local last = -(tonumber(ARGV[1]) + 1)
+local gone = redis.call('ZRANGE', KEYS[1], 0, last)
 for i = 1, #gone, 1000 do
   redis.call('HDEL', KEYS[2], unpack(gone, i, math.min(i + 999, #gone)))
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, last)
 return #gone
 """
 
@@ -318,12 +326,12 @@ class _Plan:
     """What one accept decided from its snapshot (written only if nothing changed meanwhile)."""
 
     result: Accepted
-    touches: dict[str, int]        # identity -> its new recency
+    touches: dict[str, int]  # identity -> its new recency
     episodes: dict[EncodableT, EncodableT]  # identity -> its new episode, encoded
     fresh: list[tuple[Incoming, bytes]]  # the alerts to store, with their payload bytes
-    first_seq: int                 # the seq of fresh[0] (when storing)
-    adding: int                    # their bytes
-    cutoff: int                    # identities touched at or before this are forgotten
+    first_seq: int  # the seq of fresh[0] (when storing)
+    adding: int  # the bytes of the fresh payloads
+    keep: int  # identities kept, the most recently touched (webhook_dedup_size)
 
 
 class RedisStore:
@@ -382,7 +390,7 @@ class RedisStore:
 
     def accept(self, alerts: Sequence[Incoming], handlers: Sequence[str],
                now: float) -> Accepted:
-        watched = (self._key("touch"), self._key("seq"), self._key("totals"))
+        watched = (self._key("touch"), self._key("seq"))  # not totals: see the module doc
         conflicts = 0
         with self._redis.pipeline(transaction=True) as pipe:
             while True:
@@ -405,15 +413,15 @@ class RedisStore:
         settings = self._settings
         identities = list(dict.fromkeys(alert.identity for alert in alerts))
         ids = [alert.id for alert in alerts]
-        snap = self._redis.pipeline(transaction=True)
-        snap.zrange(self._key("touch"), -1, -1, withscores=True)
-        snap.get(self._key("seq"))
-        snap.hmget(self._key("totals"), ["alerts", "bytes"])
-        if identities:
-            snap.hmget(self._key("ep"), identities)
-        if ids:
-            snap.hmget(self._key("ids"), ids)
-        replies = snap.execute()
+        with self._redis.pipeline(transaction=True) as snap:
+            snap.zrange(self._key("touch"), -1, -1, withscores=True)
+            snap.get(self._key("seq"))
+            snap.hmget(self._key("totals"), ["alerts", "bytes"])
+            if identities:
+                snap.hmget(self._key("ep"), identities)
+            if ids:
+                snap.hmget(self._key("ids"), ids)
+            replies = snap.execute()
         top, seq, totals = replies[0], replies[1], replies[2]
         known: dict[str, Episode | None] = dict.fromkeys(identities)
         if identities:
@@ -456,7 +464,7 @@ class RedisStore:
         result = Accepted("accepted", len(fresh), duplicates,
                           tuple(alert.id for alert, _ in fresh))
         return _Plan(result, touches, episodes, fresh, int(seq or 0) + 1, adding,
-                     touched - settings.webhook_dedup_size)
+                     settings.webhook_dedup_size)
 
     def _write(self, pipe: Pipeline, plan: _Plan, handlers: Sequence[str], now: float) -> None:
         """Queue the plan's writes in ``pipe``'s MULTI."""
@@ -484,7 +492,7 @@ class RedisStore:
             pipe.hincrby(self._key("totals"), "alerts", len(plan.fresh))
             pipe.hincrby(self._key("totals"), "bytes", plan.adding)
             pipe.sadd(self._key("handlers"), *handlers)
-        pipe.eval(_EVICT, 2, touch, ep, plan.cutoff)
+        pipe.eval(_EVICT, 2, touch, ep, plan.keep)
 
     # -- the delivery loop's side ----------------------------------------------------------
 
@@ -511,8 +519,12 @@ class RedisStore:
                              claim.alert_id, claim.handler, error, _num(now),
                              self._settings.dead_letter_limit))
 
-    def renew(self, owner: str, until: float) -> None:
-        self._run(self._renew, [self._key("o", owner)], owner, _num(until))
+    def renew(self, owner: str, until: float, held: Sequence[tuple[str, str]]) -> None:
+        if not held:
+            return
+        pairs = [part for alert_id, handler in held for part in (alert_id, handler)]
+        self._run(self._renew, [self._key("o", owner), self._key("ids")], owner, _num(until),
+                  *pairs)
 
     def release(self, owner: str) -> int:
         return int(self._run(self._release, [self._key("o", owner), self._key("owners")],
