@@ -29,13 +29,19 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     VIGIL_EXPORTER_HOST=0.0.0.0 \
-    VIGIL_EXPORTER_PORT=9464
+    VIGIL_EXPORTER_PORT=9464 \
+    VIGIL_EXPORTER_STATE_DIR=/var/lib/vigil
 
 COPY --from=build /wheels/ /tmp/wheels/
 RUN pip install /tmp/wheels/*.whl \
  && rm -rf /tmp/wheels \
  && groupadd --system --gid 10001 vigil \
- && useradd --system --uid 10001 --gid vigil --no-create-home --shell /usr/sbin/nologin vigil
+ && useradd --system --uid 10001 --gid vigil --no-create-home --shell /usr/sbin/nologin vigil \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/vigil
+
+# The webhook's durable alert store (SQLite); docker-compose.yaml keeps it in a volume, so
+# alerts acknowledged to Alertmanager survive a restart of the container.
+VOLUME ["/var/lib/vigil"]
 
 USER 10001:10001
 WORKDIR /tmp

@@ -46,6 +46,9 @@ EXPECTED = [
     ("while `/metrics` renders, p99 latency", "no scrape"),
     ("while `/metrics` renders, longest single call", "one render"),
     ("RSS growth", "budget"),
+    ("webhook 2xx, p50", "`GET /healthz`"),
+    ("webhook 2xx, p99", "`GET /healthz`, p99"),
+    ("webhook alerts acknowledged/s", "alerts handled/s"),
 ]
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from vigil import __version__
-from vigil_exporter.cli import main
-from vigil_exporter.stack import ALERTS_DIR
+from vigil_exporter.cli import load_handler, main
+from vigil_exporter.stack import ALERTS_DIR, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 HAVE_TOOLS = shutil.which("promtool") is not None and shutil.which("amtool") is not None
@@ -97,3 +100,57 @@ def test_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert exit_info.value.code == 2
     assert "usage: vigil" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    ("no_colon", "expected MODULE:CALLABLE"),
+    ("vigil_no_such_module_x:handle", "cannot import 'vigil_no_such_module_x'"),
+    ("json:no_such_attribute", "has no attribute 'no_such_attribute'"),
+    ("json:__doc__", "is not callable"),
+])
+def test_a_bad_handler_is_one_line(spec: str, says: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """vigil serve --handler that cannot be loaded: one line naming it, exit 1, nothing served."""
+    assert main(["serve", "--port", "0", "--handler", spec]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vigil: error: --handler")
+    assert "\n" not in err
+    assert says in err
+
+
+def test_handlers_are_imported_from_the_current_folder(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A module in the current folder is found, as gunicorn and python -m find theirs."""
+    (tmp_path / "vigil_cli_test_handlers.py").write_text("def page(alert):\n    return 7\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert load_handler("vigil_cli_test_handlers:page")(None) == 7
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_serve_stops_cleanly_on_a_signal(sig: str, tmp_path: Path) -> None:
+    """SIGINT or SIGTERM: vigil serve stops its delivery loop, logs it and exits 0."""
+    port = free_port()
+    vigil = Path(sys.executable).with_name("vigil")
+    proc = subprocess.Popen([str(vigil), "serve", "--port", str(port), "--state-dir",
+                             str(tmp_path / "state")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stderr
+                assert time.monotonic() < deadline, "vigil serve not ready in time"
+                time.sleep(0.05)  # readiness polling against the deadline
+        proc.send_signal(getattr(signal, sig))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    assert '"message": "alert delivery stopped"' in out
+    assert (tmp_path / "state" / "alerts.sqlite3").exists()
