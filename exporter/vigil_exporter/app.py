@@ -624,8 +624,13 @@ def create_app(*, settings: ExporterSettings | None = None,
         owned = store is None
         opened = await run_in_threadpool(open_store, settings, state_dir) if owned else store
         assert opened is not None
-        collector = StoreCollector(opened)
-        registry.register(collector)
+        collector: StoreCollector | None = StoreCollector(opened)
+        try:
+            registry.register(collector)  # type: ignore[arg-type]
+        except ValueError:  # another app's store already reports on this registry
+            logger.warning("vigil_webhook_store_* already registered on this registry by "
+                           "another exporter app; this app's store is not reported", {})
+            collector = None
         delivery = DeliveryLoop(opened, manager, settings, registry, logger=logger)
         await run_in_threadpool(delivery.start)
         app.state.store, app.state.delivery, app.state.accepting = opened, delivery, True
@@ -636,7 +641,8 @@ def create_app(*, settings: ExporterSettings | None = None,
             try:
                 await run_in_threadpool(delivery.stop)
             finally:
-                registry.unregister(collector)
+                if collector is not None:
+                    registry.unregister(collector)
                 if owned:
                     await run_in_threadpool(opened.close)
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from vigil.config import ExporterSettings
+from vigil.monitoring.alerts import Alert, AlertManager
+from vigil_exporter.app import create_app
 from vigil_exporter.server import bind_socket, start_exporter
 
 
@@ -69,3 +74,64 @@ def test_restart_cycles_leave_no_threads() -> None:
     for _ in range(5):
         start_exporter(port=0, app=_hello).stop()
     assert not any(t.name == "vigil-exporter" for t in threading.enumerate())
+
+
+def _notification(name: str) -> bytes:
+    return json.dumps({"version": "4", "status": "firing", "alerts": [{
+        "status": "firing", "labels": {"alertname": name}, "annotations": {},
+        "startsAt": "2026-12-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+        "fingerprint": name}]}).encode()
+
+
+def test_embedded_stop_finishes_the_running_call_and_keeps_the_rest(tmp_path: Path) -> None:
+    """handle.stop(): the running handler call finishes, the alerts it did not reach stay in
+    the store, and the next exporter on that state folder delivers them."""
+    settings = ExporterSettings(state_dir=str(tmp_path), delivery_poll_interval=0.01)
+    got: list[str] = []
+    entered, gate = threading.Event(), threading.Event()
+
+    def slow(alert: Alert) -> None:
+        entered.set()
+        assert gate.wait(10)
+        got.append(alert.labels["alertname"])
+
+    registry = CollectorRegistry()
+    manager = AlertManager(registry=registry)
+    manager.register_handler(slow)
+    try:
+        app = create_app(settings=settings, registry=registry, alert_manager=manager)
+        handle = start_exporter(port=0, settings=settings, app=app)
+        for name in ("a", "b", "c"):
+            request = urllib.request.Request(handle.url + settings.webhook_path,
+                                             data=_notification(name), method="POST",
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.status == 200
+        assert entered.wait(10)
+
+        def release_once_stopping() -> None:
+            # The call may finish only after the stop began: then b and c must stay stored.
+            for _ in range(1000):
+                if not app.state.delivery.alive:
+                    break
+                threading.Event().wait(0.01)
+            gate.set()
+
+        threading.Thread(target=release_once_stopping).start()
+        assert handle.stop()
+        assert got == ["a"]
+        registry = CollectorRegistry()
+        again = start_exporter(port=0, settings=settings, app=create_app(
+            settings=settings, registry=registry, alert_manager=manager))
+        try:
+            waiting = threading.Event()
+            for _ in range(1000):  # polling the handler's list, 10 s at most
+                if len(got) == 3:
+                    break
+                waiting.wait(0.01)
+            assert got == ["a", "b", "c"]
+        finally:
+            again.stop()
+    finally:
+        gate.set()
+        manager.close()
