@@ -163,7 +163,24 @@ class DeliveryLoop:
             self._supervisor = threading.Thread(target=self._supervise, daemon=True,
                                                 name="vigil-delivery")
         self._reclaim()
+        self._report_unknown_handlers()
         self._supervisor.start()
+
+    def _report_unknown_handlers(self) -> None:
+        """Say so when the store holds deliveries for handlers this process does not have: no
+        one may deliver them (a handler renamed or dropped), and they count against the caps."""
+        stats = self._store_op(self.store.stats)
+        if stats is None:
+            return
+        waiting = {**stats.pending_by_handler}
+        for name, count in stats.running_by_handler.items():
+            waiting[name] = waiting.get(name, 0) + count
+        unknown = {name: n for name, n in waiting.items()
+                   if name not in self.manager.handlers()}
+        if unknown:
+            self._log("warning", "the alert store holds deliveries for handlers not registered "
+                                 "in this process; they wait until a receiver with those "
+                                 "handlers runs", {"deliveries_by_handler": unknown})
 
     def notify(self) -> None:
         """New deliveries were committed: wake the handler threads now instead of at the next

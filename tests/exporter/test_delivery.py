@@ -351,3 +351,11 @@ def _wait_for(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
         event.wait(step)
         deadline -= step
     return condition()
+
+
+def test_deliveries_for_unknown_handlers_are_reported_at_start(rig: Rig) -> None:
+    """A store holding deliveries for a handler this process lacks says so in a warning."""
+    rig.store.accept([incoming()], ["gone.handler"], rig.clock())
+    rig.loop().start()
+    (record,) = [r for r in rig.logger.records if r[0] == "WARNING"]
+    assert record[2] == {"deliveries_by_handler": {"gone.handler": 1}}
