@@ -1,6 +1,20 @@
 # The vigil demo application: `vigil demo --no-stack` (the simulated agent application and its
 # exporter on port 9464). docker-compose.yaml runs it beside Prometheus, Alertmanager and Grafana;
-# on its own:  docker build -t vigil-demo . && docker run --rm -p 127.0.0.1:9464:9464 vigil-demo
+# on its own, with a token of your own for the webhook:
+#
+#   docker build -t vigil-demo .
+#   openssl rand -hex 32 > webhook-token
+#   docker run --rm -p 127.0.0.1:9464:9464 \
+#     -v "$PWD/webhook-token:/run/secrets/vigil-token:ro" \
+#     -e VIGIL_EXPORTER_WEBHOOK_BEARER_TOKEN_FILE=/run/secrets/vigil-token vigil-demo
+#
+# (or -e VIGIL_EXPORTER_WEBHOOK_BEARER_TOKEN=<token>). The image does not start an open receiver:
+# it listens on all of the container's interfaces, so it refuses to start without webhook
+# credentials (VIGIL_EXPORTER_REQUIRE_WEBHOOK_CREDENTIALS=true, the way the postgres image wants
+# a password) and says which variable to set. Alertmanager sends the same token
+# (authorization: {type: Bearer, credentials_file: ...}). /metrics and /api/* stay readable
+# without credentials unless VIGIL_EXPORTER_API_BEARER_TOKEN (or API_USERNAME/API_PASSWORD) is
+# set, which the exporter warns about at start; Prometheus then needs the same credentials.
 #
 # Stage 1 builds vigil's wheel from the repository (non-editable), stage 2 installs it with its
 # dependencies into a clean image that runs as an unprivileged user.
@@ -23,14 +37,15 @@ FROM python:3.11.15-slim-bookworm
 # Inside a container the exporter must listen on all of the container's interfaces for
 # Prometheus (another container) to reach it; what the host exposes is decided by the published
 # port (docker-compose.yaml publishes on 127.0.0.1 only). Outside containers vigil stays on
-# loopback by default.
+# loopback by default. Listening that wide, the webhook must have credentials (see the top).
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     VIGIL_EXPORTER_HOST=0.0.0.0 \
     VIGIL_EXPORTER_PORT=9464 \
-    VIGIL_EXPORTER_STATE_DIR=/var/lib/vigil
+    VIGIL_EXPORTER_STATE_DIR=/var/lib/vigil \
+    VIGIL_EXPORTER_REQUIRE_WEBHOOK_CREDENTIALS=true
 
 COPY --from=build /wheels/ /tmp/wheels/
 RUN pip install /tmp/wheels/*.whl \

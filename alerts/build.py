@@ -26,6 +26,7 @@ committed ones, then runs ``promtool check``/``test rules`` and ``amtool check-c
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import difflib
 import re
@@ -59,9 +60,10 @@ class Settings:
     alertmanager_target: str = "alertmanager:9093"
     webhook_url: str = "http://app:9464/alertmanager/webhook"
     # A file holding the token the webhook requires (the app's exporter.webhook_bearer_token;
-    # a relative path is relative to alertmanager.yml's folder). Empty: no Authorization
-    # header, which matches the exporter's default (no credentials required).
-    webhook_credentials_file: str = ""
+    # a relative path is relative to alertmanager.yml's folder). docker-compose mounts its
+    # secret vigil-token there, and the app reads the same file
+    # (VIGIL_EXPORTER_WEBHOOK_BEARER_TOKEN_FILE). Empty: no Authorization header.
+    webhook_credentials_file: str = "/run/secrets/vigil-token"
     runbook_url: str = "alerts/runbook.md#{anchor}"  # {anchor}: the alert name in lowercase
     scrape_interval: str = "5s"
     evaluation_interval: str = "5s"
@@ -414,7 +416,7 @@ def alertmanager_config(s: Settings) -> dict[str, Any]:
             "type": "Bearer", "credentials_file": s.webhook_credentials_file}}
 
     def receiver(name: str) -> dict[str, Any]:
-        return {"name": name, "webhook_configs": [dict(webhook)]}
+        return {"name": name, "webhook_configs": [copy.deepcopy(webhook)]}  # no YAML anchors
 
     return {
         "route": {
@@ -485,10 +487,10 @@ _ABOUT: Mapping[str, str] = {
         "into\n# a vigil alert (source=\"alertmanager\") for the application's handlers. "
         "Routed by the\n# severity label (one receiver per severity, all the same webhook "
         "until you point one\n# elsewhere); a critical alert inhibits the warning of the same "
-        "alert and labels.\n# docker-compose mounts it as it is; stack.py replaces the URL and "
-        "adds the webhook's\n# credentials when the exporter requires them. To send a bearer "
-        "token here, set\n# webhook_credentials_file in build.py (a file holding the value of "
-        "the app's\n# VIGIL_EXPORTER_WEBHOOK_BEARER_TOKEN).\n",
+        "alert and labels.\n# docker-compose mounts it as it is, with the webhook's bearer token "
+        "in the secret file\n# /run/secrets/vigil-token (webhook_credentials_file in build.py; "
+        "the app reads the\n# same file); stack.py replaces the URL and the webhook's "
+        "credentials with its own.\n",
     PROMETHEUS_FILE:
         "# Prometheus: scrape the app's exporter, load vigil's rules, send alerts to "
         "Alertmanager.\n# docker-compose mounts it as it is; `vigil demo` "

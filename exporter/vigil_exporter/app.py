@@ -20,9 +20,19 @@ How it behaves:
   are parsed there.
 - **Every request is bounded** by :class:`RequestLimitsMiddleware`: a body over
   ``max_body_bytes`` gets 413 (by ``Content-Length`` before reading, by counting otherwise), a
-  client that leaves more than ``request_timeout`` seconds between two chunks of its body gets
-  408 and its connection is closed.
-- **The webhook** checks credentials before reading the body (401, nothing stored), parses
+  client whose body is not complete ``request_timeout`` seconds after its head gets 408 and
+  its connection is closed (the whole body, however it is split).
+- **Who may ask** is decided before routing by
+  :class:`~vigil_exporter.policy.HTTPPolicyMiddleware`: a ``Host`` that is not one of the
+  exporter's names gets 421 (DNS rebinding), a browser's foreign ``Origin`` 403 (all but the
+  health routes), and with ``exporter.api_*`` credentials set every route but health and the
+  webhook needs them (401). HEAD is answered wherever GET is; every answer carries nosniff,
+  ``X-Frame-Options: DENY``, no referrer, a ``default-src 'none'`` CSP and ``Cache-Control:
+  no-store``; there are no trailing-slash redirects and no ``/docs`` unless
+  ``exporter.docs_enabled``. ``/metrics`` honours the q values of ``Accept`` (406 when
+  neither format is acceptable).
+- **The webhook** checks credentials before reading the body (401, nothing stored), takes
+  only ``application/json`` (415: a browser's cross-site form or text/plain POST), parses
   in the thread pool (400/422), commits the notification's new alerts to the durable
   :class:`~vigil_exporter.store.AlertStore` and only then answers 200 with the counts; 503 with
   ``Retry-After`` when the store is full, failing or the app is stopping, so that Alertmanager
@@ -32,19 +42,12 @@ How it behaves:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import gzip
-import hmac
-import json
-import math
 import re
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
 import anyio
@@ -56,7 +59,6 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil import __version__
@@ -71,7 +73,18 @@ from vigil.monitoring.instruments import counter
 from vigil.monitoring.logs import StructuredLogger
 from vigil.monitoring.metrics import PerformanceMonitor
 from vigil.monitoring.tracing import ExecutionTracer
+from vigil_exporter.auth import Credentials, WebhookAuth
 from vigil_exporter.delivery import DeliveryLoop, StoreCollector
+from vigil_exporter.policy import (
+    HEAD_SCOPE_KEY,
+    OPEN_PATHS,
+    HTTPPolicyMiddleware,
+    add_docs_routes,
+    exposure_warning,
+)
+from vigil_exporter.responses import MAX_JSON_DEPTH, SafeJSONResponse, json_safe
+from vigil_exporter.responses import error_response as _error
+from vigil_exporter.responses import short as _short
 from vigil_exporter.store import AlertStore, Incoming, identity, open_store
 from vigil_exporter.webhook import (
     NOTIFICATION_SCHEMA,
@@ -89,6 +102,7 @@ __all__ = [
     "RETRY_AFTER_SECONDS",
     "AlertInfo",
     "BreakerInfo",
+    "Credentials",
     "DeadLetterInfo",
     "DeliveriesInfo",
     "ErrorResponse",
@@ -102,16 +116,14 @@ __all__ = [
     "WebhookAuth",
     "create_app",
     "json_safe",
+    "metrics_media_range",
     "render_metrics",
 ]
 
 API_LIMIT_DEFAULT = 100
 API_LIMIT_MAX = 1000
-MAX_JSON_DEPTH = 256  # containers deep; leaves room for MAX_TREE_DEPTH nodes plus metadata
 MAX_TREE_DEPTH = 100  # trace tree levels returned by /api/traces/{id}
 RETRY_AFTER_SECONDS = 5  # what a 503 asks for (Alertmanager uses its own backoff anyway)
-_MAX_INT_BITS = 13_000  # ~3900 digits: below Python's 4300-digit int-to-str limit
-_MESSAGE_VALUE_LIMIT = 80  # characters of a received value echoed in an error message
 _ALERT_STATUSES = ("firing", "resolved")
 
 
@@ -244,53 +256,6 @@ class MetricStats(BaseModel):
     p99: float | None
 
 
-# --- JSON that always encodes ---------------------------------------------------------------
-
-
-def json_safe(value: object, _depth: int = 0) -> Any:
-    """A copy of ``value`` that ``json.dumps(..., allow_nan=False)`` accepts, never raising."""
-    try:
-        if value is None or isinstance(value, bool | str):
-            return value
-        if isinstance(value, int):
-            return value if value.bit_length() <= _MAX_INT_BITS else \
-                f"<integer of {value.bit_length()} bits>"
-        if isinstance(value, float):
-            return value if math.isfinite(value) else None
-        if _depth >= MAX_JSON_DEPTH:
-            return f"<nested deeper than {MAX_JSON_DEPTH} levels>"
-        if isinstance(value, Mapping):
-            return {k if isinstance(k, str) else str(k): json_safe(v, _depth + 1)
-                    for k, v in value.items()}
-        if isinstance(value, list | tuple | set | frozenset | deque):
-            return [json_safe(v, _depth + 1) for v in value]
-        return str(value)
-    # A broken __str__ or mapping, or a repr so deep it recurses, must not fail the response.
-    except Exception:
-        return f"<unprintable {type(value).__name__}>"
-
-
-class SafeJSONResponse(JSONResponse):
-    """JSON through :func:`json_safe`; ASCII-escaped so lone surrogates cannot break it."""
-
-    def render(self, content: Any) -> bytes:
-        return json.dumps(json_safe(content), allow_nan=False, separators=(",", ":")).encode()
-
-
-def _error(status: int, message: str, detail: list[Any] | None = None,
-           headers: Mapping[str, str] | None = None) -> SafeJSONResponse:
-    return SafeJSONResponse({"error": message, "detail": detail or []}, status_code=status,
-                            headers=dict(headers) if headers else None)
-
-
-def _short(value: object) -> str:
-    """A received value as it may appear in a message: short, ASCII, quoted."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > _MESSAGE_VALUE_LIMIT:
-        text = text[:_MESSAGE_VALUE_LIMIT] + "..."
-    return json.dumps(text)
-
-
 # --- queries: the JSON API's data, separate from the route wiring ---------------------------
 
 
@@ -344,8 +309,10 @@ def render_metrics(registry: CollectorRegistry, accept: str, accept_encoding: st
                    names: list[str] | None = None) -> tuple[bytes, dict[str, str]]:
     """The exposition of ``registry`` and its headers, as a scrape with these headers wants.
 
-    Text format 0.0.4 by default; OpenMetrics (with exemplars) when ``Accept`` asks for it;
-    gzip when ``Accept-Encoding`` allows it; only the families in ``names`` when given.
+    Text format 0.0.4 by default; OpenMetrics (with exemplars) when ``Accept`` prefers it
+    (:func:`metrics_media_range`; when neither format is acceptable, text: the route answers
+    406 before calling this); gzip when ``Accept-Encoding`` allows it; only the families in
+    ``names`` when given.
     """
     encoder, content_type = _choose_encoder(accept)
     target: Any = registry.restricted_registry(names) if names else registry
@@ -361,12 +328,63 @@ _VERSION_PARAM = re.compile(r"^\s*version\s*=\s*(.*)$")
 _DOTTED_NUMBER = re.compile(r"^\d+(\.\d+)*$")
 
 
+_TEXT = "text/plain"
+_OPENMETRICS = "application/openmetrics-text"
+_Q_VALUE = re.compile(r"^(0(\.\d{0,3})?|1(\.0{0,3})?)$")  # RFC 9110 qvalue
+
+
+def metrics_media_range(accept: str) -> str | None:
+    """The media range of ``Accept`` that ``/metrics`` answers with; None: 406.
+
+    prometheus_client's ``choose_encoder`` takes the first range it knows and ignores q, so
+    ``application/openmetrics-text;q=0`` (not acceptable) got OpenMetrics. Here each of the
+    two formats gets the q of the most specific range matching it (``text/plain`` beats
+    ``text/*`` beats ``*/*``); the higher q wins, a tie goes to text; a range with a malformed
+    q is ignored. No range matching either format (or no Accept) means text, the default; a
+    text format explicitly refused (q=0) with OpenMetrics not acceptable either means None.
+    The range returned keeps its parameters (``version=``) when it named the format exactly.
+    """
+    best: dict[str, tuple[int, float, str]] = {}  # format -> (specificity, q, range)
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        media = media.lower()
+        kept, q = [], 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() != "q":
+                kept.append(param)
+            elif _Q_VALUE.match(value.strip()):
+                q = float(value)
+            else:
+                q = -1.0  # malformed: the range is ignored
+        if not media or q < 0:
+            continue
+        for candidate in (_TEXT, _OPENMETRICS):
+            specificity = 3 if media == candidate else \
+                2 if media == f"{candidate.partition('/')[0]}/*" else 1 if media == "*/*" else 0
+            if not specificity:
+                continue
+            chosen = ";".join([candidate, *kept]) if specificity == 3 else candidate
+            previous = best.get(candidate)
+            if previous is None or (specificity, q) > previous[:2]:
+                best[candidate] = (specificity, q, chosen)
+    text, openmetrics = best.get(_TEXT), best.get(_OPENMETRICS)
+    if openmetrics is not None and openmetrics[1] > 0 and (text is None or
+                                                            openmetrics[1] > text[1]):
+        return openmetrics[2]
+    if text is None:
+        return ""
+    return text[2] if text[1] > 0 else None
+
+
 def _choose_encoder(accept: str) -> tuple[Callable[[Any], bytes], str]:
-    """prometheus_client's choice, minus its crash on a malformed ``version=`` parameter.
+    """prometheus_client's encoder for :func:`metrics_media_range`'s choice, minus its crash
+    on a malformed ``version=`` parameter.
 
     A version that is not dotted numbers is dropped (as if not given), so a garbled header
     gets a default format instead of a 500.
     """
+    accept = metrics_media_range(accept) or ""
     ranges = []
     for media_range in accept.split(","):
         params = [p for p in media_range.split(";")
@@ -376,65 +394,6 @@ def _choose_encoder(accept: str) -> tuple[Callable[[Any], bytes], str]:
         return choose_encoder(",".join(ranges))
     except Exception:  # a parsing failure in prometheus_client: fall back to the text format
         return choose_encoder("")
-
-
-# --- webhook credentials --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookAuth:
-    """The webhook's optional credentials: a bearer token, basic auth, or either of both.
-
-    Compared in constant time (``hmac.compare_digest`` on bytes). With none configured, every
-    request passes.
-    """
-
-    bearer_token: bytes = b""
-    username: bytes = b""
-    password: bytes = b""
-
-    @classmethod
-    def from_settings(cls, settings: ExporterSettings) -> WebhookAuth:
-        return cls(settings.webhook_bearer_token.encode(), settings.webhook_username.encode(),
-                   settings.webhook_password.encode())
-
-    @property
-    def enabled(self) -> bool:
-        """Whether credentials are required."""
-        return bool(self.bearer_token or self.username)
-
-    def check(self, authorization: str | None) -> bool:
-        """Whether an ``Authorization`` header value carries configured credentials."""
-        if not self.enabled:
-            return True
-        if not authorization:
-            return False
-        scheme, _, credentials = authorization.strip().partition(" ")
-        # Starlette decodes header bytes as latin-1; encoding back gives the bytes sent.
-        raw = credentials.strip().encode("latin-1", errors="replace")
-        scheme = scheme.lower()
-        if scheme == "bearer" and self.bearer_token:
-            return hmac.compare_digest(raw, self.bearer_token)
-        if scheme == "basic" and self.username:
-            try:
-                decoded = base64.b64decode(raw, validate=True)
-            except (binascii.Error, ValueError):
-                return False
-            user, colon, password = decoded.partition(b":")
-            # Both compared, always: no early exit that would time the username.
-            user_ok = hmac.compare_digest(user, self.username)
-            password_ok = hmac.compare_digest(password, self.password)
-            return bool(colon) and user_ok and password_ok
-        return False
-
-    def challenge(self) -> str:
-        """The ``WWW-Authenticate`` value: every scheme that is configured."""
-        schemes = []
-        if self.bearer_token:
-            schemes.append('Bearer realm="vigil"')
-        if self.username:
-            schemes.append('Basic realm="vigil", charset="UTF-8"')
-        return ", ".join(schemes)
 
 
 # --- limits on every request ----------------------------------------------------------------
@@ -462,9 +421,10 @@ class RequestLimitsMiddleware:
 
     - ``Content-Length`` over ``max_body_bytes``: 413 before the app runs (malformed: 400).
     - Body bytes counted as the app reads them: past ``max_body_bytes``, 413.
-    - Each ``receive`` of the body may take ``request_timeout`` seconds: past that, 408 with
-      ``Connection: close``, so a client that stops sending frees its connection. Once the body
-      is complete, ``receive`` (waiting for a disconnect) is not timed.
+    - The whole body must arrive within ``request_timeout`` seconds of the app's start (the end
+      of the request head), however it is split: past that, 408 with ``Connection: close``, so
+      a client that stops or trickles frees its connection. Once the body is complete,
+      ``receive`` (waiting for a disconnect) is not timed.
     - An exception out of the app before its response started: logged, answered 500 JSON.
 
     ``on_response(scope, status)`` is called with the status of every response started.
@@ -514,13 +474,14 @@ class RequestLimitsMiddleware:
     def _limited(self, receive: Receive) -> Receive:
         received = 0
         complete = False
+        deadline = anyio.current_time() + self.request_timeout  # for the whole body
 
         async def limited_receive() -> Message:
             nonlocal received, complete
             if complete:
                 return await receive()
             try:
-                with anyio.fail_after(self.request_timeout):
+                with anyio.fail_at(deadline):
                     message = await receive()
             except TimeoutError:
                 raise _RequestRejected(
@@ -568,8 +529,11 @@ def _content_length(scope: Scope) -> int | None:
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": description}
     for code, description in {
-        400: "malformed request", 404: "not found", 408: "request body too slow",
-        413: "request body too large", 422: "invalid parameter",
+        400: "malformed request (or Host header)", 401: "credentials missing or wrong",
+        403: "a browser request from a foreign Origin", 404: "not found",
+        406: "neither exposition format is acceptable", 408: "request body too slow",
+        413: "request body too large", 415: "the body is not application/json",
+        421: "the Host header is not one of the exporter's names", 422: "invalid parameter",
         500: "internal error (a bug; logged)", 503: "not available now: retry later",
     }.items()
 }
@@ -613,7 +577,7 @@ def create_app(*, settings: ExporterSettings | None = None,
     manager = alert_manager if alert_manager is not None else vigil_alerts.alert_manager
     tracer = tracer if tracer is not None else vigil_tracing.execution_tracer
     logger = StructuredLogger("vigil.exporter", registry=registry)
-    auth = WebhookAuth.from_settings(settings)
+    auth = Credentials.from_settings(settings)
     webhook_requests = counter(registry, "vigil_webhook_requests_total",
                                "Requests to the Alertmanager webhook, by HTTP status code.",
                                ["code"])
@@ -621,6 +585,9 @@ def create_app(*, settings: ExporterSettings | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warning = exposure_warning(settings)
+        if warning is not None:
+            logger.warning(warning, {"host": settings.host})
         owned = store is None
         opened = await run_in_threadpool(open_store, settings, state_dir) if owned else store
         assert opened is not None
@@ -646,14 +613,21 @@ def create_app(*, settings: ExporterSettings | None = None,
                 if owned:
                     await run_in_threadpool(opened.close)
 
+    # No /docs and /redoc unless asked (their scripts come from a CDN); no trailing-slash
+    # redirects (Starlette builds their Location from the Host header).
     app = FastAPI(title="vigil exporter", version=__version__, lifespan=lifespan,
-                  description=_DESCRIPTION.format(webhook_path=settings.webhook_path))
+                  description=_DESCRIPTION.format(webhook_path=settings.webhook_path),
+                  docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.store, app.state.delivery, app.state.accepting = None, None, False
+    app.state.registry = registry  # the server's connection metrics go there too (server.py)
 
     def count_webhook(scope: Scope, status: int) -> None:
         if scope.get("path") == settings.webhook_path:
             webhook_requests.labels(str(status)).inc()
 
+    # Added first, so it runs inside RequestLimitsMiddleware: its refusals are counted and
+    # its failures answered like the routes'.
+    app.add_middleware(HTTPPolicyMiddleware, settings=settings, logger=logger)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.max_body_bytes,
                        request_timeout=settings.request_timeout, logger=logger,
                        on_response=count_webhook)
@@ -661,7 +635,9 @@ def create_app(*, settings: ExporterSettings | None = None,
     _add_metrics_routes(app, registry)
     _add_api_routes(app, manager, tracer, monitor, settings)
     _add_webhook_route(app, settings, auth, manager, registry, logger)
-    _add_security_description(app, settings.webhook_path, auth)
+    if settings.docs_enabled:
+        add_docs_routes(app)
+    _add_security_description(app, settings.webhook_path, auth, Credentials.for_api(settings))
     return app
 
 
@@ -670,8 +646,11 @@ vigil's HTTP face: `/metrics` for Prometheus, a read-only JSON API over vigil's 
 buffers (breakers, traces, logs, alerts, metric statistics) and the Alertmanager webhook
 receiver at `{webhook_path}`.
 
-Every error answer is JSON: `{{"error": "<one line>", "detail": [...]}}`. Request bodies are
-limited in size (413) and in time between chunks (408).
+Every error answer is JSON: `{{"error": "<one line>", "detail": [...]}}`. A `Host` that is not
+one of the exporter's names gets 421, a browser request from a foreign `Origin` 403, and when
+API credentials are configured every route but `/healthz`, `/readyz` and the webhook needs
+them (401). Request bodies are
+limited in size (413) and in time (408: the whole body within the request timeout).
 """
 
 
@@ -687,7 +666,8 @@ def _add_error_handlers(app: FastAPI, logger: StructuredLogger) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {path}"
         elif exc.status_code == 405 and message == "Method Not Allowed":
-            message = f"method {request.method} not allowed on {path}"
+            method = "HEAD" if request.scope.get(HEAD_SCOPE_KEY) else request.method
+            message = f"method {method} not allowed on {path}"
         return _error(exc.status_code, message, headers=exc.headers)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
@@ -728,17 +708,21 @@ def _add_metrics_routes(app: FastAPI, registry: CollectorRegistry) -> None:
     @app.get("/metrics", tags=["prometheus"], summary="Prometheus scrape endpoint",
              response_class=Response, responses={
                  200: {"description": "the exposition: text format 0.0.4, or OpenMetrics "
-                                      "1.0.0 (with exemplars) when Accept asks for it; gzip "
-                                      "when Accept-Encoding allows",
+                                      "1.0.0 (with exemplars) when Accept prefers it (q "
+                                      "values honoured, a tie goes to text); gzip when "
+                                      "Accept-Encoding allows",
                        "content": {"text/plain": {"schema": {"type": "string"}},
                                    "application/openmetrics-text":
                                        {"schema": {"type": "string"}}}},
-                 **_pick(422, 500)})
+                 **_pick(406, 422, 500)})
     async def metrics(request: Request, name: Annotated[list[str] | None, Query(
             alias="name[]", description="only these metric families")] = None) -> Response:
+        accept = request.headers.get("accept", "")
+        if metrics_media_range(accept) is None:
+            return _error(406, f"Accept {_short(accept)} refuses both text/plain and "
+                               "application/openmetrics-text")
         body, headers = await run_in_threadpool(
-            render_metrics, registry, request.headers.get("accept", ""),
-            request.headers.get("accept-encoding", ""), name)
+            render_metrics, registry, accept, request.headers.get("accept-encoding", ""), name)
         return Response(body, headers=headers)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: always 200",
@@ -819,7 +803,9 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
             "severity", severity, tuple(s.value for s in AlertSeverity))
         alerts = manager.get_recent_alerts(limit, source=source, status=wanted_status,
                                            severity=wanted_severity)
-        return SafeJSONResponse([{**alert, "metadata": _redacted(alert.metadata)}
+        return SafeJSONResponse([{**alert, "metadata": _redacted(alert.metadata),
+                                  "labels": _redacted(alert.labels),
+                                  "annotations": _redacted(alert.annotations)}
                                  for alert in alerts])
 
     @app.get("/api/deliveries", tags=["api"],
@@ -861,7 +847,7 @@ def _choice(param: str, value: str, allowed: tuple[str, ...], *, upper: bool = F
     return normal
 
 
-def _add_webhook_route(app: FastAPI, settings: ExporterSettings, auth: WebhookAuth,
+def _add_webhook_route(app: FastAPI, settings: ExporterSettings, auth: Credentials,
                        manager: AlertManager, registry: CollectorRegistry,
                        logger: StructuredLogger) -> None:
     received = counter(
@@ -935,6 +921,12 @@ def _add_webhook_route(app: FastAPI, settings: ExporterSettings, auth: WebhookAu
                             else "invalid"})
             return _error(401, "valid webhook credentials are required",
                           headers={"WWW-Authenticate": auth.challenge()})
+        # Only JSON: a browser's cross-site form or text/plain POST (a "simple" request, sent
+        # without a CORS preflight) is refused before its body is read.
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json":
+            got = f"Content-Type {_short(media_type)}" if media_type else "no Content-Type"
+            return _error(415, f"the webhook takes application/json bodies, not {got}")
         body = await request.body()
         return await run_in_threadpool(accept, request.app, body)
 
@@ -948,7 +940,7 @@ def _add_webhook_route(app: FastAPI, settings: ExporterSettings, auth: WebhookAu
                     "accepted alerts are dropped (HA replica labels ignored). 503 asks "
                     "Alertmanager to retry (store full or failing, app stopping).",
         response_model=WebhookAccepted,
-        responses={**_pick(400, 408, 413, 422, 500),
+        responses={**_pick(400, 408, 413, 415, 422, 500),
                    401: {"model": ErrorResponse, "description": "credentials missing or wrong"},
                    503: {"model": ErrorResponse,
                          "description": "store full or failing, or stopping: retry later"}},
@@ -956,22 +948,46 @@ def _add_webhook_route(app: FastAPI, settings: ExporterSettings, auth: WebhookAu
             "application/json": {"schema": NOTIFICATION_SCHEMA}}}})
 
 
-def _add_security_description(app: FastAPI, path: str, auth: WebhookAuth) -> None:
-    """Describe the webhook's credentials in the OpenAPI document when any are configured."""
-    if not auth.enabled:
-        return
+def _add_security_description(app: FastAPI, path: str, auth: Credentials,
+                              api: Credentials) -> None:
+    """Describe the HTTP policy and the credentials in the OpenAPI document.
+
+    Every operation may answer 400 (malformed Host) and 421 (a Host that is not the
+    exporter's), all but /healthz and /readyz 403 (a foreign Origin); the webhook's
+    credentials, and with API credentials configured every other operation but health needs
+    them (401). See :mod:`vigil_exporter.policy`.
+    """
     schemes: dict[str, Any] = {}
-    if auth.bearer_token:
-        schemes["bearerAuth"] = {"type": "http", "scheme": "bearer"}
-    if auth.username:
-        schemes["basicAuth"] = {"type": "http", "scheme": "basic"}
+    webhook: list[str] = []
+    reading: list[str] = []
+    for names, credentials, bearer, basic in ((webhook, auth, "bearerAuth", "basicAuth"),
+                                              (reading, api, "apiBearerAuth", "apiBasicAuth")):
+        if credentials.bearer_token:
+            names.append(bearer)
+            schemes[bearer] = {"type": "http", "scheme": "bearer"}
+        if credentials.username:
+            names.append(basic)
+            schemes[basic] = {"type": "http", "scheme": "basic"}
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version,
                                  description=app.description, routes=app.routes)
-            schema.setdefault("components", {})["securitySchemes"] = schemes
-            schema["paths"][path]["post"]["security"] = [{name: []} for name in schemes]
+            if schemes:
+                schema.setdefault("components", {})["securitySchemes"] = schemes
+            for route, operations in schema["paths"].items():
+                for operation in operations.values():
+                    codes = [400, 421] if route in OPEN_PATHS else [400, 403, 421]
+                    if route == path and webhook:
+                        operation["security"] = [{name: []} for name in webhook]
+                    elif route != path and route not in OPEN_PATHS and reading:
+                        operation["security"] = [{name: []} for name in reading]
+                        codes.append(401)
+                    responses = operation.setdefault("responses", {})
+                    for code in codes:
+                        responses.setdefault(str(code), {
+                            "description": _ERRORS[code]["description"], "content": error})
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -7,7 +7,6 @@ command line argparse rejects); JSON logs go to stdout, the command's own messag
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import os
 import shutil
@@ -43,9 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(serve)
     serve.add_argument("--host", help="address to bind (default: exporter.host, 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port to bind (default: exporter.port, 9464)")
-    serve.add_argument("--log-level", default="INFO", type=str.upper,
+    serve.add_argument("--log-level", default=None, type=str.upper,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-                       help="minimum level of the JSON log lines (default: INFO)")
+                       help="minimum level of every JSON log line, vigil's and uvicorn's "
+                            "(default: monitoring.logging.level, INFO)")
     serve.add_argument("--state-dir", type=Path, default=None,
                        help="folder of the webhook's durable alert store (default: "
                             "exporter.state_dir, else $XDG_STATE_HOME/vigil or "
@@ -112,8 +112,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _configure(path: Path | None) -> vigil.VigilConfig:
-    return configure(str(path)) if path is not None else configure()
+def _configure(path: Path | None, overrides: dict[str, Any] | None = None) -> vigil.VigilConfig:
+    """Install the config file (or $VIGIL_CONFIG), the VIGIL_* variables, then ``overrides``:
+    the command line's options win over both."""
+    return configure(str(path) if path is not None else None, overrides=overrides)
+
+
+def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``vigil serve``'s options as config overrides (only those given)."""
+    state_dir = None if args.state_dir is None else str(args.state_dir)
+    exporter = {name: value for name, value in (
+        ("host", args.host), ("port", args.port), ("state_dir", state_dir)) if value is not None}
+    overrides: dict[str, Any] = {"exporter": exporter} if exporter else {}
+    if args.log_level is not None:
+        # The flag and monitoring.logging.level are one setting: every StructuredLogger, the
+        # root logger and uvicorn then follow the same level.
+        overrides["monitoring"] = {"logging": {"level": args.log_level}}
+    return overrides
 
 
 def load_handler(spec: str) -> Callable[..., Any]:
@@ -146,14 +161,14 @@ def load_handler(spec: str) -> Callable[..., Any]:
 
 def _serve(args: argparse.Namespace) -> int:
     from vigil_exporter.app import create_app
+    from vigil_exporter.policy import exposure_warning
     from vigil_exporter.server import serve_forever
     from vigil_exporter.store import open_store
 
-    config = _configure(args.config)
+    config = _configure(args.config, _serve_overrides(args))
     settings = config.exporter
-    if args.state_dir is not None:
-        settings = dataclasses.replace(settings, state_dir=str(args.state_dir))
-    vigil.configure_logging(args.log_level)
+    level = config.monitoring.logging.level
+    vigil.configure_logging(level)
     handlers = [load_handler(spec) for spec in args.handler]
     for handler in handlers:
         vigil.alert_manager.register_handler(handler)
@@ -164,14 +179,16 @@ def _serve(args: argparse.Namespace) -> int:
     except Exception as err:  # the Redis client's errors, sqlite3.DatabaseError, ...
         raise CommandError(f"cannot open the alert store: {type(err).__name__}: {err}") \
             from None
-    host = args.host if args.host is not None else settings.host
-    port = args.port if args.port is not None else settings.port
-    print(f"vigil: serving http://{host}:{port}/metrics (webhook: {settings.webhook_path}; "
-          f"store: {store!r}; handlers: {len(handlers)}); Ctrl-C stops", file=sys.stderr)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    warning = exposure_warning(settings)
+    if warning is not None:
+        print(f"vigil: warning: {warning}", file=sys.stderr)
+    print(f"vigil: serving http://{host}:{settings.port}/metrics (webhook: "
+          f"{settings.webhook_path}; store: {store!r}; handlers: {len(handlers)}); Ctrl-C stops",
+          file=sys.stderr)
     try:
-        serve_forever(settings, host=args.host, port=args.port,
-                      app=create_app(settings=settings, store=store),
-                      log_level=args.log_level.lower())
+        serve_forever(settings, app=create_app(settings=settings, store=store),
+                      log_level=level.lower())
     except (OSError, RuntimeError) as err:
         raise CommandError(str(err)) from None
     finally:

@@ -265,7 +265,6 @@ class DeliveryLoop:
     def _sync_handlers(self) -> None:
         """One thread per registered handler: new handlers get one, removed ones end theirs."""
         current = self.manager.handlers()
-        started: list[_HandlerThread] = []
         with self._lock:
             if self._stopping:
                 return
@@ -280,11 +279,10 @@ class DeliveryLoop:
                                                      daemon=True,
                                                      name=f"vigil-delivery[{name}]")
                     self._threads[name] = worker
-                    started.append(worker)
+                    # Started under the lock: stop() joins every thread it finds registered,
+                    # and joining one not yet started raises.
+                    worker.thread.start()
             self._wake.notify_all()
-        for worker in started:
-            assert worker.thread is not None
-            worker.thread.start()
 
     def _reclaim(self) -> None:
         """Hand out again the deliveries held by processes of this host that died."""

@@ -1,9 +1,17 @@
 """Run the exporter app with uvicorn: embedded in a background thread, or in the foreground.
 
 Why uvicorn (with FastAPI): it serves requests concurrently on an event loop, closes idle
-keep-alive connections and caps incomplete request heads, and FastAPI publishes an OpenAPI
-description of the JSON API (``/openapi.json``) that schemathesis can fuzz. The body-size limit
-and the slow-body timeout are the app's own middleware (uvicorn has neither).
+keep-alive connections and caps the size of incomplete request heads, and FastAPI publishes an
+OpenAPI description of the JSON API (``/openapi.json``) that schemathesis can fuzz. The
+body-size limit and the body deadline are the app's own middleware (uvicorn has neither).
+
+What uvicorn lacks at the connection level, :mod:`vigil_exporter.transport` adds through
+uvicorn's own seams (``Config(http=<protocol class>)`` and a ``Server`` subclass): a deadline
+for the request head (``exporter.head_timeout``) and a backstop for the body's
+(``exporter.request_timeout``), a write timeout for answers nobody reads
+(``exporter.write_timeout``), a connection cap below the open-file limit
+(``exporter.max_connections``), and accept() errors logged at most once per interval. Its
+metrics go to the registry the app serves (``app.state.registry``, else vigil's default).
 
 The socket is bound here, before uvicorn starts, so ``port=0`` works (the handle reports the
 port the kernel picked) and a port already in use fails at once with a clear error.
@@ -29,12 +37,15 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 
 from vigil.config import ExporterSettings, get_config
+from vigil_exporter.transport import ACCEPT_BATCH, LISTEN_QUEUE, ConnectionGuard, GuardedServer
 
 __all__ = ["ExporterHandle", "bind_socket", "start_exporter"]
 
 _STARTUP_TIMEOUT = 15.0
+_DEFAULT_MAX_CONNECTIONS = ExporterSettings.max_connections
 # Seconds an idle keep-alive connection stays open; Prometheus reconnects cheaply.
 _KEEP_ALIVE = 5
 
@@ -51,15 +62,34 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as err:
         sock.close()
         raise OSError(err.errno, f"cannot listen on {host}:{port}: {err.strerror}") from None
-    sock.listen(128)
+    sock.listen(LISTEN_QUEUE)
     return sock
 
 
-def uvicorn_config(app: Any, settings: ExporterSettings, *, log_level: str = "warning"
-                   ) -> uvicorn.Config:
-    """The uvicorn settings vigil uses, foreground or embedded."""
+def _registry_of(app: Any) -> CollectorRegistry:
+    """Where the server's metrics go: the registry the app serves, else vigil's default."""
+    registry = getattr(getattr(app, "state", None), "registry", None)
+    if isinstance(registry, CollectorRegistry):
+        return registry
+    from vigil.monitoring.metrics import performance_monitor
+
+    default: CollectorRegistry = performance_monitor.registry
+    return default
+
+
+def uvicorn_config(app: Any, settings: ExporterSettings, *, log_level: str = "warning",
+                   guard: ConnectionGuard | None = None) -> uvicorn.Config:
+    """The uvicorn settings vigil uses, foreground or embedded.
+
+    ``guard`` (default: a new one reporting to the app's registry) supplies the h11 protocol
+    with the connection limits.
+    """
+    if guard is None:
+        guard = ConnectionGuard(settings, _registry_of(app))
     return uvicorn.Config(
         app,
+        http=guard.protocol_class(),
+        backlog=ACCEPT_BATCH,  # GuardedServer listens with LISTEN_QUEUE again once started
         log_level=log_level,
         access_log=False,
         log_config=None,  # leave logging to the application (vigil.configure_logging)
@@ -69,6 +99,22 @@ def uvicorn_config(app: Any, settings: ExporterSettings, *, log_level: str = "wa
         h11_max_incomplete_event_size=64 * 1024,  # request line + headers
         server_header=False,
     )
+
+
+def make_server(app: Any, settings: ExporterSettings, *, log_level: str = "warning",
+                registry: CollectorRegistry | None = None) -> uvicorn.Server:
+    """A uvicorn server for ``app`` with vigil's settings and connection limits.
+
+    The limits' metrics go to ``registry``, by default the app's (see :func:`_registry_of`).
+    """
+    guard = ConnectionGuard(settings, registry if registry is not None else _registry_of(app))
+    if guard.max_connections < settings.max_connections and \
+            settings.max_connections != _DEFAULT_MAX_CONNECTIONS:
+        guard.logger.warning(
+            f"exporter.max_connections lowered from {settings.max_connections} to "
+            f"{guard.max_connections} to stay below the open-file limit",
+            {"max_connections": guard.max_connections})
+    return GuardedServer(uvicorn_config(app, settings, log_level=log_level, guard=guard), guard)
 
 
 @dataclass
@@ -113,13 +159,15 @@ class ExporterHandle:
 
 def start_exporter(port: int | None = None, host: str | None = None, *, app: Any = None,
                    settings: ExporterSettings | None = None, state_dir: str | None = None,
-                   log_level: str = "warning") -> ExporterHandle:
+                   log_level: str = "warning",
+                   registry: CollectorRegistry | None = None) -> ExporterHandle:
     """Serve the exporter from a daemon thread of this process; returns once it accepts.
 
     ``port``/``host`` default to ``exporter.port``/``exporter.host`` (``127.0.0.1``: loopback
     unless told otherwise). ``app`` defaults to :func:`vigil_exporter.app.create_app` with the
     process-wide registry, tracer and alert manager, its webhook store in ``state_dir``
-    (default: ``exporter.state_dir``, else ``$XDG_STATE_HOME/vigil``).
+    (default: ``exporter.state_dir``, else ``$XDG_STATE_HOME/vigil``). The connection
+    metrics (``vigil_exporter_connections`` ...) go to ``registry``, by default the app's.
     """
     settings = settings if settings is not None else get_config().exporter
     bind_host = host if host is not None else settings.host
@@ -129,7 +177,7 @@ def start_exporter(port: int | None = None, host: str | None = None, *, app: Any
         from vigil_exporter.app import create_app
 
         app = create_app(settings=settings, state_dir=state_dir)
-    server = uvicorn.Server(uvicorn_config(app, settings, log_level=log_level))
+    server = make_server(app, settings, log_level=log_level, registry=registry)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name="vigil-exporter", daemon=True)
     thread.start()
@@ -174,7 +222,8 @@ def _signals_end_the_server(server: uvicorn.Server) -> Iterator[list[int]]:
 
 def serve_forever(settings: ExporterSettings, *, host: str | None = None,
                   port: int | None = None, app: Any = None, log_level: str = "info",
-                  state_dir: str | None = None) -> list[int]:
+                  state_dir: str | None = None,
+                  registry: CollectorRegistry | None = None) -> list[int]:
     """Serve in the foreground until SIGINT/SIGTERM (the ``vigil serve`` command).
 
     Returns the signals that ended it (empty when the server stopped by itself).
@@ -185,7 +234,7 @@ def serve_forever(settings: ExporterSettings, *, host: str | None = None,
         from vigil_exporter.app import create_app
 
         app = create_app(settings=settings, state_dir=state_dir)
-    server = uvicorn.Server(uvicorn_config(app, settings, log_level=log_level))
+    server = make_server(app, settings, log_level=log_level, registry=registry)
     try:
         with _signals_end_the_server(server) as caught:
             server.run(sockets=[sock])

@@ -15,13 +15,23 @@ after its path: ``monitoring.logging.level`` is ``VIGIL_MONITORING_LOGGING_LEVEL
 ``VIGIL_CONFIG`` names the file to read when :func:`configure` is given none.
 
 Errors are :class:`ConfigError`, naming the key path, the value received and what is allowed.
+
+**Secrets** (``exporter.webhook_bearer_token``, ``webhook_password``, ``api_bearer_token``,
+``api_password`` and the ``user:password@`` of ``store_url``) are plain ``str`` values to the
+code that uses them, but never shown: a :class:`ConfigError` about one says "got <secret>" or
+"got a value of type int" instead of the value (so do errors about unknown keys and variables,
+which may be misspelt secrets, and about whole sections), and the settings' ``repr`` prints
+``'***'``. A secret can also be read from a file: ``VIGIL_<KEY>_FILE`` names it (Docker and
+Kubernetes mount secrets as files), e.g. ``VIGIL_EXPORTER_WEBHOOK_BEARER_TOKEN_FILE``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
+import re
 import threading
 import typing
 from collections.abc import Callable, Mapping
@@ -48,13 +58,17 @@ __all__ = [
     "configure",
     "env_variables",
     "get_config",
+    "is_loopback_host",
     "load_config",
+    "mask_url",
     "on_configure",
     "parse_policy_override",
 ]
 
 ENV_PREFIX = "VIGIL_"
 CONFIG_FILE_ENV = "VIGIL_CONFIG"
+FILE_SUFFIX = "_FILE"  # VIGIL_<KEY>_FILE: a secret setting read from that file
+_SECRET_FILE_LIMIT = 65_536  # bytes; a secret file larger than this is the wrong file
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The recovery policy's vocabulary; vigil.error_handling's enums carry the same names (tested).
 ERROR_CATEGORIES = ("FILE_PROCESSING", "AGENT_EXECUTION", "MEMORY_STORAGE", "VECTOR_DB", "API_CALL",
@@ -63,10 +77,29 @@ ERROR_SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 RECOVERY_ACTIONS = ("retry", "fallback", "skip", "abort")
 
 
-class ConfigError(ValueError):
-    """A setting is wrong. ``key`` is the dotted path, ``value`` what was given."""
+class _Hidden:
+    """Stands for a value that may be a secret: its type is shown, never its content."""
 
-    def __init__(self, key: str, value: object, allowed: str, *, hint: str = "") -> None:
+    __slots__ = ("kind",)
+
+    def __init__(self, value: object) -> None:
+        self.kind = type(value).__name__
+
+    def __repr__(self) -> str:
+        return "<secret>" if self.kind == "str" else f"a value of type {self.kind}"
+
+
+class ConfigError(ValueError):
+    """A setting is wrong. ``key`` is the dotted path, ``value`` what was given.
+
+    With ``secret=True`` the value is never kept nor shown (``value`` is a stand-in whose repr
+    is ``<secret>`` or ``a value of type int``).
+    """
+
+    def __init__(self, key: str, value: object, allowed: str, *, hint: str = "",
+                 secret: bool = False) -> None:
+        if secret and not isinstance(value, _Hidden):
+            value = _Hidden(value)
         self.key = key
         self.value = value
         self.allowed = allowed
@@ -81,14 +114,23 @@ class ConfigError(ValueError):
         key = f"{prefix}.{self.key}" if self.key else prefix
         return ConfigError(key, self.value, self.allowed, hint=self.hint)
 
+    @property
+    def secret(self) -> bool:
+        """Whether the value is hidden."""
+        return isinstance(self.value, _Hidden)
+
 
 # --- field declarations -------------------------------------------------------------------
 
 
 def _setting(default: Any, *, doc: str, minimum: float | None = None, exclusive: bool = False,
-             choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field with its constraint and its one-line description (for the README)."""
-    meta = {"doc": doc, "minimum": minimum, "exclusive": exclusive, "choices": choices}
+             choices: tuple[str, ...] | None = None, secret: bool = False) -> Any:
+    """A dataclass field with its constraint and its one-line description (for the README).
+
+    ``secret``: the value is never shown (errors, repr) and may come from a ``_FILE`` variable.
+    """
+    meta = {"doc": doc, "minimum": minimum, "exclusive": exclusive, "choices": choices,
+            "secret": secret}
     if isinstance(default, list | tuple):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -105,23 +147,26 @@ def _validate(obj: Any) -> None:
         value = getattr(obj, f.name)
         expected = hints[f.name]
         if isinstance(expected, type) and dataclasses.is_dataclass(expected):
-            if not isinstance(value, expected):
-                raise ConfigError(f.name, value, f"expected a mapping of {expected.__name__}")
+            if not isinstance(value, expected):  # a whole section: it may hold secrets
+                raise ConfigError(f.name, value, f"expected a mapping of {expected.__name__}",
+                                  secret=True)
             continue
-        _check_type(f.name, value, expected)
         meta = f.metadata
+        secret = bool(meta.get("secret"))
+        _check_type(f.name, value, expected, secret=secret)
         minimum = meta.get("minimum")
         if minimum is not None:
             too_small = value <= minimum if meta.get("exclusive") else value < minimum
             if too_small:
                 bound = f"> {minimum}" if meta.get("exclusive") else f">= {minimum}"
-                raise ConfigError(f.name, value, f"must be a number {bound}")
+                raise ConfigError(f.name, value, f"must be a number {bound}", secret=secret)
         choices = meta.get("choices")
         if choices is not None and value not in choices:
-            raise ConfigError(f.name, value, f"must be one of {', '.join(choices)}")
+            raise ConfigError(f.name, value, f"must be one of {', '.join(choices)}",
+                              secret=secret)
 
 
-def _check_type(key: str, value: Any, expected: Any) -> None:
+def _check_type(key: str, value: Any, expected: Any, *, secret: bool = False) -> None:
     if expected is bool:
         ok = isinstance(value, bool)
         allowed = "expected true or false"
@@ -140,7 +185,7 @@ def _check_type(key: str, value: Any, expected: Any) -> None:
     else:  # pragma: no cover - a settings class declared a type this module does not know
         raise TypeError(f"unsupported settings type {expected!r} for {key}")
     if not ok:
-        raise ConfigError(key, value, allowed)
+        raise ConfigError(key, value, allowed, secret=secret)
 
 
 class _Settings:
@@ -234,6 +279,10 @@ class LoggingSettings(_Settings):
     redact_keys: tuple[str, ...] = _setting(
         ["password", "secret", "token", "api_key", "authorization", "cookie"],
         doc="metadata keys containing any of these (case-insensitive) are written as [REDACTED]")
+    max_line_bytes: int = _setting(
+        16383, minimum=1024,
+        doc="longest JSON log line in bytes, newline excluded; longer ones are cut visibly "
+            "(16 KiB with the newline, where container runtimes split lines)")
 
     def __post_init__(self) -> None:
         if isinstance(self.level, str):  # "info" and "INFO" both mean INFO
@@ -294,10 +343,32 @@ class ExporterSettings(_Settings):
     webhook_path: str = _setting(
         "/alertmanager/webhook", doc="path of the Alertmanager webhook receiver")
     webhook_bearer_token: str = _setting(
-        "", doc="token the webhook requires as 'Authorization: Bearer ...' (empty: no token)")
+        "", secret=True,
+        doc="token the webhook requires as 'Authorization: Bearer ...' (empty: no token)")
     webhook_username: str = _setting(
         "", doc="user the webhook requires with HTTP basic auth (empty: no basic auth)")
-    webhook_password: str = _setting("", doc="password for webhook_username")
+    webhook_password: str = _setting("", secret=True, doc="password for webhook_username")
+    api_bearer_token: str = _setting(
+        "", secret=True,
+        doc="token /metrics, /api/* and the docs require as 'Authorization: Bearer ...' "
+            "(Prometheus: authorization.credentials); empty: none. /healthz, /readyz open")
+    api_username: str = _setting(
+        "", doc="user /metrics, /api/* and the docs require with HTTP basic auth "
+                "(Prometheus: basic_auth); empty: no basic auth")
+    api_password: str = _setting("", secret=True, doc="password for api_username")
+    allowed_hosts: tuple[str, ...] = _setting(
+        [], doc="Host header names answered besides localhost, 127.0.0.1, [::1], the bound "
+                "address and (bound beyond loopback) the machine's hostname; .example.com "
+                "matches its subdomains, * any host; others get 421 (DNS rebinding)")
+    allowed_origins: tuple[str, ...] = _setting(
+        [], doc="browser origins (scheme://host[:port]) allowed besides the exporter's own to "
+                "call the webhook, /api/* and /metrics; * allows any; others get 403")
+    docs_enabled: bool = _setting(
+        False, doc="serve Swagger UI at /docs and ReDoc at /redoc (their scripts load from "
+                   "the jsDelivr CDN); /openapi.json is always served")
+    require_webhook_credentials: bool = _setting(
+        False, doc="refuse to start when host is beyond loopback and the webhook has no "
+                   "credentials (the container image sets it)")
     max_body_bytes: int = _setting(
         1_048_576, minimum=1, doc="largest request body accepted; larger ones get 413")
     webhook_dedup_size: int = _setting(
@@ -311,8 +382,9 @@ class ExporterSettings(_Settings):
         "", doc="folder of the alert store (SQLite); empty: $XDG_STATE_HOME/vigil, else "
                 "~/.local/state/vigil (vigil demo: a temporary folder)")
     store_url: str = _setting(
-        "", doc="empty: SQLite in state_dir; redis://host:port/db: a Redis store shared by "
-                "receivers on several hosts (the redis extra)")
+        "", secret=True,
+        doc="empty: SQLite in state_dir; redis://host:port/db: a Redis store shared by "
+            "receivers on several hosts (the redis extra); its user:password@ is never shown")
     store_max_alerts: int = _setting(
         10_000, minimum=1, doc="alerts waiting for their handlers; when full the webhook "
                                "answers 503 so Alertmanager retries")
@@ -338,7 +410,19 @@ class ExporterSettings(_Settings):
         10.0, "seconds a stop waits for running handler calls; what is left stays in the "
               "store for the next start")
     request_timeout: float = _positive(
-        10.0, "seconds a client may take to send its request before the connection is closed")
+        10.0, "seconds from the end of a request's head to the last byte of its body (the "
+              "whole body, not each chunk); past it: 408 and the connection is closed")
+    head_timeout: float = _positive(
+        10.0, "seconds from a connection's opening, or the end of the previous answer on a "
+              "keep-alive connection, to the end of the request head (request line and "
+              "headers); past it: 408 (nothing when no byte came) and the connection is closed")
+    write_timeout: float = _positive(
+        10.0, "seconds an answer may wait with the client reading none of it (the server's "
+              "send buffer full); past it the connection is aborted and the answer freed")
+    max_connections: int = _setting(
+        1000, minimum=1, doc="open client connections at most, lowered at start to the "
+                             "open-file limit minus 128; past it the oldest connection "
+                             "waiting for a request head is closed, or the new one gets 503")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -348,24 +432,86 @@ class ExporterSettings(_Settings):
             raise ConfigError("webhook_path", self.webhook_path, "must start with /")
         if self.store_url and not self.store_url.startswith(("redis://", "rediss://",
                                                               "unix://")):
-            raise ConfigError("store_url", _without_credentials(self.store_url),
+            # Not shown at all: a password may be anywhere in a URL that is not one.
+            raise ConfigError("store_url", self.store_url,
                               "expected empty (SQLite in state_dir) or a redis://, rediss:// "
-                              "or unix:// URL")
+                              "or unix:// URL", hint="not shown: it may hold a password",
+                              secret=True)
         if self.delivery_max_delay < self.delivery_initial_delay:
             raise ConfigError("delivery_max_delay", self.delivery_max_delay,
                               f"must be >= delivery_initial_delay "
                               f"({self.delivery_initial_delay!r})")
-        if bool(self.webhook_username) != bool(self.webhook_password):
-            raise ConfigError("webhook_username", self.webhook_username,
-                              "basic auth needs both webhook_username and webhook_password")
+        for user in ("webhook", "api"):
+            if bool(getattr(self, f"{user}_username")) != bool(getattr(self, f"{user}_password")):
+                raise ConfigError(f"{user}_username", getattr(self, f"{user}_username"),
+                                  f"basic auth needs both {user}_username and {user}_password")
+        for host in self.allowed_hosts:
+            if host != "*" and not _HOST_ENTRY.fullmatch(host):
+                raise ConfigError("allowed_hosts", host,
+                                  "expected host names or IP addresses (no scheme, port or "
+                                  "path), .example.com for a domain and its subdomains, or *")
+        for origin in self.allowed_origins:
+            if origin != "*" and not _ORIGIN_ENTRY.fullmatch(origin):
+                raise ConfigError("allowed_origins", origin,
+                                  "expected origins such as https://grafana.example or "
+                                  "http://localhost:3000 (scheme://host[:port], no path), or *")
+        if (self.require_webhook_credentials and not is_loopback_host(self.host)
+                and not (self.webhook_bearer_token or self.webhook_username)):
+            raise ConfigError(
+                "require_webhook_credentials", True,
+                f"host {self.host} is beyond loopback and the webhook has no credentials: set "
+                "exporter.webhook_bearer_token (VIGIL_EXPORTER_WEBHOOK_BEARER_TOKEN, or "
+                "VIGIL_EXPORTER_WEBHOOK_BEARER_TOKEN_FILE naming a file that holds it), or "
+                "webhook_username and webhook_password")
+
+    def __repr__(self) -> str:
+        return _masked_repr(self)
 
 
-def _without_credentials(url: str) -> str:
-    """``url`` with any ``user:password@`` part masked, for error messages."""
+_HOST_ENTRY = re.compile(r"\.?[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?|\[[0-9A-Fa-f:.]+\]"
+                         r"|[0-9A-Fa-f:.]+")
+_ORIGIN_ENTRY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)"
+                           r"(:[0-9]{1,5})?/?")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether binding ``host`` keeps a server on this machine (localhost, 127.x, ::1)."""
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its ``user:password@`` and query masked: ``redis://***@host:6379/0``."""
     scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    if not sep:
+        scheme, rest = "", url
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    if "?" in rest:
+        rest = rest.split("?", 1)[0] + "?***"
+    return f"{scheme}{sep}{rest}"
+
+
+def _masked_repr(obj: Any) -> str:
+    """The dataclass repr of ``obj`` with secret fields as '***' (or '' when unset)."""
+    parts = []
+    for f in dataclasses.fields(obj):
+        if not f.repr:
+            continue
+        value = getattr(obj, f.name)
+        if f.metadata.get("secret") and isinstance(value, str) and value:
+            shown = repr(mask_url(value)) if f.name.endswith("_url") else "'***'"
+        elif f.metadata.get("secret") and not isinstance(value, str):
+            shown = repr(_Hidden(value))
+        else:
+            shown = repr(value)
+        parts.append(f"{f.name}={shown}")
+    return f"{type(obj).__qualname__}({', '.join(parts)})"
 
 
 @dataclass(frozen=True)
@@ -382,8 +528,9 @@ class VigilConfig(_Settings):
 
 def _build(cls: type[Any], data: Mapping[str, Any], path: str) -> Any:
     """Build settings class ``cls`` from ``data``, naming the full key path in any error."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(path or "<root>", data, f"expected a mapping of {cls.__name__}")
+    if not isinstance(data, Mapping):  # a whole section: it may hold secrets
+        raise ConfigError(path or "<root>", data, f"expected a mapping of {cls.__name__}",
+                          secret=True)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs: dict[str, Any] = {}
@@ -392,8 +539,9 @@ def _build(cls: type[Any], data: Mapping[str, Any], path: str) -> Any:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
             hint = f"did you mean {(path + '.' if path else '') + close[0]!r}?" if close else ""
+            # Not shown: an unknown key may be a misspelt secret.
             raise ConfigError(key_path, value, f"unknown key; known: {', '.join(names)}",
-                              hint=hint)
+                              hint=hint, secret=True)
         expected = hints[key]
         nested = isinstance(expected, type) and dataclasses.is_dataclass(expected)
         kwargs[key] = _build(expected, value, key_path) if nested else value
@@ -459,22 +607,56 @@ def _parse_env(name: str, key: str, raw: str, expected: Any) -> Any:
         raise ConfigError(key, raw, f"{name} must be {kind}") from None
 
 
+def _read_secret_file(name: str, raw: str) -> str:
+    """The secret in the file that variable ``name`` names, without surrounding whitespace."""
+    path = Path(raw.strip())
+    try:
+        with path.open("rb") as file:
+            data = file.read(_SECRET_FILE_LIMIT + 1)
+    except OSError as err:
+        raise ConfigError(name, str(path), f"cannot read the secret file: "
+                                           f"{err.strerror or type(err).__name__}") from None
+    if len(data) > _SECRET_FILE_LIMIT:
+        raise ConfigError(name, str(path), f"the secret file is larger than "
+                                           f"{_SECRET_FILE_LIMIT} bytes: not a secret?")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(name, str(path), "the secret file is not UTF-8 text") from None
+
+
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     table = env_variables()
     overrides: dict[str, Any] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_ENV:
             continue
-        if name not in table:
+        from_file = name.endswith(FILE_SUFFIX) and name[:-len(FILE_SUFFIX)] in table
+        if from_file:
+            base = name[:-len(FILE_SUFFIX)]
+            if not table[base][1].metadata.get("secret"):
+                secrets = ", ".join(n for n, (_k, f, _t) in table.items()
+                                    if f.metadata.get("secret"))
+                raise ConfigError(name, raw, f"{base} is not a secret setting; the ones read "
+                                             f"from a file are {secrets}")
+            if not raw.strip():
+                continue  # empty: not used (an image may set it for others to fill)
+            if environ.get(base):
+                raise ConfigError(name, raw, f"both {base} and {name} are set; set one of "
+                                             "them")
+        elif name not in table:
             # Other VIGIL_* variables may belong to the exporter or the user; only flag the
-            # ones that look like a misspelt setting.
+            # ones that look like a misspelt setting (without their value: it may be a secret).
             close = difflib.get_close_matches(name, table, n=1, cutoff=0.85)
             if close:
                 raise ConfigError(name, raw, "unknown environment variable",
-                                  hint=f"did you mean {close[0]}?")
+                                  hint=f"did you mean {close[0]}?", secret=True)
             continue
-        key, _field, expected = table[name]
-        value = _parse_env(name, key, raw, expected)
+        elif environ.get(name + FILE_SUFFIX, "").strip():
+            continue  # empty, beside its _FILE variant (else the _FILE branch has failed)
+        key, _field, expected = table[base if from_file else name]
+        value = (_read_secret_file(name, raw) if from_file else
+                 _parse_env(name, key, raw, expected))
         node = overrides
         *parents, leaf = key.split(".")
         for part in parents:
@@ -501,20 +683,23 @@ def _read_file(path: str | os.PathLike[str]) -> Mapping[str, Any]:
         raise ConfigError("file", str(file), f"is not valid YAML: {err}") from None
     if data is None:
         return {}
-    if not isinstance(data, Mapping):
-        raise ConfigError("<root>", data, f"{file} must hold a mapping at the top level")
+    if not isinstance(data, Mapping):  # not shown: it may be a secret file given by mistake
+        raise ConfigError("<root>", data, f"{file} must hold a mapping at the top level",
+                          secret=True)
     return data
 
 
 Source = str | os.PathLike[str] | Mapping[str, Any] | VigilConfig | None
 
 
-def load_config(source: Source = None, *, environ: Mapping[str, str] | None = None) -> VigilConfig:
+def load_config(source: Source = None, *, environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> VigilConfig:
     """Build a :class:`VigilConfig` without installing it.
 
     ``source`` is a YAML path, a (partial) mapping in the file's shape, or ``None`` for the file
     named by ``VIGIL_CONFIG`` (if any). ``VIGIL_*`` variables from ``environ`` (default: the
-    process environment) override both.
+    process environment) override both; ``overrides`` (a partial mapping in the file's shape:
+    the command line's options) override everything.
     """
     env = os.environ if environ is None else environ
     data: dict[str, Any] = _to_mapping(VigilConfig())
@@ -527,6 +712,8 @@ def load_config(source: Source = None, *, environ: Mapping[str, str] | None = No
     elif env.get(CONFIG_FILE_ENV):
         data = _merge(data, _read_file(env[CONFIG_FILE_ENV]))
     data = _merge(data, _from_environment(env))
+    if overrides:
+        data = _merge(data, overrides)
     built: VigilConfig = _build(VigilConfig, data, "")
     return built
 
@@ -548,15 +735,17 @@ def get_config() -> VigilConfig:
     return _current
 
 
-def configure(path_or_mapping: Source = None) -> VigilConfig:
+def configure(path_or_mapping: Source = None, *,
+              overrides: Mapping[str, Any] | None = None) -> VigilConfig:
     """Load a configuration, make it the active one and apply it to vigil's shared objects.
 
     Objects built afterwards read it; the module-level singletons (``performance_monitor``,
     ``execution_tracer``, ``alert_manager``, loggers without an explicit level) are updated.
     Returns the configuration. Raises :class:`ConfigError` and changes nothing on bad input.
+    ``overrides`` win over the file and the environment (see :func:`load_config`).
     """
     global _current
-    config = load_config(path_or_mapping)
+    config = load_config(path_or_mapping, overrides=overrides)
     with _lock:
         _current = config
         listeners = list(_listeners)

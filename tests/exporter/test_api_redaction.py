@@ -6,6 +6,7 @@ import warnings
 
 from prometheus_client import CollectorRegistry
 
+from vigil.config import ExporterSettings
 from vigil.monitoring.alerts import AlertManager
 from vigil.monitoring.metrics import PerformanceMonitor
 from vigil.monitoring.tracing import ExecutionTracer
@@ -23,7 +24,7 @@ def test_alerts_and_traces_redact_secret_metadata() -> None:
     alerts = AlertManager(registry=registry, clock=FakeClock())
     tracer = ExecutionTracer(registry=registry)
     app = create_app(monitor=PerformanceMonitor(registry=registry), alert_manager=alerts,
-                     tracer=tracer)
+                     tracer=tracer, settings=ExporterSettings(allowed_hosts=("testserver",)))
     alerts.send_alert("high", "Svc", "login failed", metadata={"password": "hunter2", "u": 1})
     parent = tracer.start_trace("Svc", "login", metadata={"auth": {"api_key": "k-123"}})
     child = tracer.start_trace("Svc", "check", metadata={"token": "t-9"},

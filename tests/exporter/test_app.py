@@ -104,6 +104,8 @@ def make() -> Iterator[Callable[..., Harness]]:
         stack.callback(manager.close)
         tracer = tracer or ExecutionTracer(registry=registry, clock=clock)
         monitor = PerformanceMonitor(registry=registry)
+        # TestClient sends "Host: testserver", which is no default name of the exporter.
+        settings.setdefault("allowed_hosts", ("testserver",))
         app = create_app(settings=ExporterSettings(**settings), registry=registry,
                          alert_manager=manager, tracer=tracer, monitor=monitor,
                          store=store)
@@ -527,8 +529,9 @@ def test_redelivery_is_not_dispatched_twice(make: Callable[..., Harness]) -> Non
 def test_custom_webhook_path(make: Callable[..., Harness]) -> None:
     """webhook_path moves the receiver; the default path is then unknown."""
     harness = make(webhook_path="/hooks/am")
-    assert harness.client.post("/hooks/am", content=FIRING).status_code == 200
-    assert harness.client.post(WEBHOOK, content=FIRING).status_code == 404
+    json_body = {"Content-Type": "application/json"}
+    assert harness.client.post("/hooks/am", content=FIRING, headers=json_body).status_code == 200
+    assert harness.client.post(WEBHOOK, content=FIRING, headers=json_body).status_code == 404
     assert harness.sample("vigil_webhook_requests_total", code="200") == 1
 
 
@@ -623,7 +626,8 @@ def test_chunked_body_over_the_limit_is_413(make: Callable[..., Harness]) -> Non
         yield FIRING[:50]
         yield FIRING[50:]
 
-    response = harness.client.post(WEBHOOK, content=chunks())
+    response = harness.client.post(WEBHOOK, content=chunks(),
+                                   headers={"Content-Type": "application/json"})
     assert "content-length" not in response.request.headers
     assert_error(response, 413, "larger than 100 bytes")
     assert response.headers["connection"] == "close"

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from vigil.config import ExporterSettings, env_variables, load_config
+from vigil.config import ConfigError, ExporterSettings, env_variables, load_config
 from vigil.monitoring.alerts import AlertManager
 from vigil.monitoring.metrics import PerformanceMonitor
 from vigil_exporter.app import create_app
@@ -79,9 +79,23 @@ def _is_bind(source: str) -> bool:
     return source.startswith((".", "/", "~"))
 
 
+def _secrets(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> repository file of every Compose secret ``service`` mounts."""
+    out = {}
+    for entry in service.get("secrets", []):
+        name, target = (entry, None) if isinstance(entry, str) else (entry["source"],
+                                                                   entry.get("target"))
+        target = target if target and target.startswith("/") else f"/run/secrets/{target or name}"
+        out[target] = (REPO / COMPOSE["secrets"][name]["file"]).resolve()
+    return out
+
+
 def _host_path(service: dict[str, Any], container_path: str) -> Path:
-    """The repository file a container path of ``service`` shows, through its bind mounts."""
+    """The repository file a container path of ``service`` shows, through its bind mounts (or
+    its Compose secrets)."""
     path = PurePosixPath(container_path)
+    if str(path) in _secrets(service):
+        return _secrets(service)[str(path)]
     best: tuple[int, Path] | None = None
     for source, target, _ro in _mounts(service):
         if not _is_bind(source):
@@ -140,8 +154,12 @@ def _json_args(instruction: str, args: str) -> list[str]:
 
 
 def _app_settings() -> ExporterSettings:
-    """The exporter settings the app container runs with: image ENV, then compose environment."""
-    return load_config(environ={**_image_env(), **_environment(SERVICES["app"])}).exporter
+    """The exporter settings the app container runs with: image ENV, then compose environment
+    (a VIGIL_*_FILE secret read from the repository file mounted at that path)."""
+    env = {**_image_env(), **_environment(SERVICES["app"])}
+    env = {name: str(_host_path(SERVICES["app"], value)) if name.endswith("_FILE") and value
+           else value for name, value in env.items()}
+    return load_config(environ=env).exporter
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -237,7 +255,8 @@ def test_app_listens_on_all_interfaces_inside_its_container() -> None:
     env = _environment(SERVICES["app"])
     assert env["VIGIL_EXPORTER_HOST"] == "0.0.0.0"
     known = env_variables()
-    assert [n for n in env if n.startswith("VIGIL_") and n not in known] == []
+    known_files = {f"{n}_FILE" for n, (_k, f, _t) in known.items() if f.metadata.get("secret")}
+    assert [n for n in env if n.startswith("VIGIL_") and n not in {*known, *known_files}] == []
     settings = _app_settings()
     assert (settings.host, settings.port) == ("0.0.0.0", PORTS["app"])
 
@@ -302,6 +321,34 @@ def test_alertmanager_config_webhook_and_auth_match_the_app() -> None:
         auth = _webhook_auth(webhook.get("http_config", {}))
         assert auth == (settings.webhook_bearer_token, settings.webhook_username,
                         settings.webhook_password), "webhook credentials differ from the app's"
+    assert settings.webhook_bearer_token, "the stack's webhook must require a token"
+
+
+def test_the_image_refuses_to_start_an_open_receiver() -> None:
+    """The image's own environment (0.0.0.0, no token) is a ConfigError naming the variable
+    to set; with a token it loads and requires it."""
+    with pytest.raises(ConfigError, match="VIGIL_EXPORTER_WEBHOOK_BEARER_TOKEN"):
+        load_config(environ=_image_env())
+    settings = load_config(environ={**_image_env(),
+                                    "VIGIL_EXPORTER_WEBHOOK_BEARER_TOKEN": "t"}).exporter
+    assert (settings.host, settings.require_webhook_credentials) == ("0.0.0.0", True)
+
+
+def test_prometheus_and_alertmanager_may_call_the_app_by_its_name() -> None:
+    """The Host names Prometheus and Alertmanager send (app) are answered by the app."""
+    from vigil_exporter.policy import HostPolicy, split_host
+
+    policy = HostPolicy.from_settings(_app_settings())
+    config = yaml.safe_load((REPO / "alerts" / "alertmanager.yml").read_text(encoding="utf-8"))
+    scrape = yaml.safe_load((REPO / "alerts" / "prometheus.yml").read_text(encoding="utf-8"))
+    hosts = {urlsplit(wc["url"]).netloc for r in config["receivers"]
+             for wc in r.get("webhook_configs", [])}
+    hosts |= {t for job in scrape["scrape_configs"] for sc in job["static_configs"]
+              for t in sc["targets"]}
+    for host in hosts:
+        split = split_host(host)
+        assert split is not None, host
+        assert policy.allows(split[0]), host
 
 
 def test_grafana_is_anonymous_viewer_with_vigils_provisioning() -> None:

@@ -284,7 +284,8 @@ def _note(alerts: list[dict[str, Any]], **extra: Any) -> bytes:
 
 
 def _chunked(chunks: list[bytes]) -> bytes:
-    head = f"POST {WEBHOOK} HTTP/1.1\r\nHost: vigil\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = (f"POST {WEBHOOK} HTTP/1.1\r\nHost: vigil\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n")
     return head.encode() + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
 
 

@@ -108,7 +108,8 @@ def test_wrong_or_missing_credentials_get_401_and_dispatch_nothing(
         assert live.sample("vigil_webhook_requests_total", code="401") - before == sent
         good = f"Bearer {TOKEN}" if scheme == "bearer" else _basic(USER, PASSWORD)
         assert client.post(live.settings.webhook_path, content=FIRING,
-                           headers={"Authorization": good}).status_code == 200
+                           headers={"Authorization": good,
+                                    "Content-Type": "application/json"}).status_code == 200
     assert len(live.delivered()) == 1
     live.received.clear()
 

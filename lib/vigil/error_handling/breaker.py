@@ -73,7 +73,9 @@ negative thresholds and timeouts, a rate outside (0, 1], ...) raise
 **Names.** A breaker given ``name`` is named at construction. An unnamed breaker takes its name
 on first use: the decorated function's ``__qualname__`` if that first use is decorating a
 function (``@CircuitBreaker(...)``), otherwise ``breaker-N``. Its metric series, events and its
-entry in :func:`all_breakers` appear at that moment.
+entry in :func:`all_breakers` appear at that moment. The name is the ``breaker`` label, so it
+follows :mod:`vigil.text`'s rule: a lone surrogate in it (a name built from an ``os.fsdecode``-d
+path) is U+FFFD in :attr:`CircuitBreaker.name`, the metrics, the log lines and the alert alike.
 
 **Events.** :attr:`CircuitBreaker.events` publishes :class:`StateTransition` and
 :class:`CallRejected`; :attr:`CircuitBreaker.call_events` publishes one :class:`CallOutcome` per
@@ -118,6 +120,7 @@ from vigil.monitoring import alerts as _alerts
 from vigil.monitoring import instruments
 from vigil.monitoring import metrics as _metrics
 from vigil.monitoring.logs import shared_logger
+from vigil.text import safe_text
 
 __all__ = [
     "BreakerEvent",
@@ -855,7 +858,7 @@ class CircuitBreaker:
             core = self._core
             if core is not None:
                 return core
-            name = self._name or default_name or f"breaker-{next(_unnamed_serials)}"
+            name = safe_text(self._name or default_name or f"breaker-{next(_unnamed_serials)}")
             self._name = name
             reporter = _Reporter(name, self._registry, self._logger, self._alert_sender)
             self._counters = reporter.calls

@@ -37,6 +37,11 @@ A ``retry`` action carries ``delay`` = ``error_handling.retry.default_initial_de
 component}``, ``vigil_recovery_actions_total{category,action}``, one ERROR log line (with the
 current trace id and the exception's stack), an alert at ``alert_min_severity`` (default HIGH) and
 above, and a record in a bounded history read by :meth:`ErrorRecoveryManager.get_error_stats`.
+
+Reporting never raises into the caller's ``except`` block, whatever it is given: the component,
+operation and the error's message become text by :mod:`vigil.text`'s rule (a lone surrogate, as
+in an ``os.fsdecode``-d file name, becomes U+FFFD; an error whose ``__str__`` raises is
+``<unprintable TypeName>``) before they reach a label, the log line, the alert or the history.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from vigil.monitoring import instruments
 from vigil.monitoring.alerts import AlertManager
 from vigil.monitoring.context import current_span
 from vigil.monitoring.logs import StructuredLogger
+from vigil.text import safe_text
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -424,10 +430,12 @@ class ErrorRecoveryManager:
                 component: str, operation: str, metadata: dict[str, Any],
                 action: RecoveryAction) -> None:
         span = current_span()
+        component, operation, text = safe_text(component), safe_text(operation), safe_text(error)
+        error_type = type(error).__name__
         record = ErrorRecord(
             timestamp=format_rfc3339(self._clock.time()), category=category, severity=severity,
-            component=component, operation=operation, error_type=type(error).__name__,
-            message=str(error), action=action.action_type,
+            component=component, operation=operation, error_type=error_type,
+            message=text, action=action.action_type,
             trace_id=span.trace_id if span else None, metadata=metadata)
         with self._lock:
             self._history.append(record)
@@ -435,7 +443,7 @@ class ErrorRecoveryManager:
         self._errors.labels(category.value, severity.value, component).inc()
         self._actions.labels(category.value, action.action_type.value).inc()
         self._logger.error(
-            f"{component}.{operation} failed: {type(error).__name__}: {error}",
+            f"{component}.{operation} failed: {error_type}: {text}",
             metadata={**metadata, "category": category.value, "severity": severity.value,
                       "component": component, "operation": operation,
                       "action": action.action_type.value, "reason": action.reason},
@@ -443,7 +451,7 @@ class ErrorRecoveryManager:
         if severity.rank >= self.alert_min_severity.rank:
             self.alert_manager.send_alert(
                 severity.value, component,
-                f"{operation} failed with {type(error).__name__}: {error}",
+                f"{operation} failed with {error_type}: {text}",
                 metadata={**metadata, "action": action.action_type.value},
                 labels={"category": category.value, "operation": operation})
 

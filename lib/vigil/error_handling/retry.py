@@ -89,6 +89,7 @@ from vigil.error_handling.errors import CircuitOpenError
 from vigil.error_handling.events import EventPublisher
 from vigil.monitoring import instruments
 from vigil.monitoring.logs import StructuredLogger, shared_logger
+from vigil.text import safe_text
 
 __all__ = [
     "GiveUpReason",
@@ -292,10 +293,8 @@ RetryEvent = RetryScheduled | RetrySucceeded | RetryGaveUp
 
 
 def _safe_str(exc: BaseException) -> str:
-    try:
-        return str(exc)[:500]
-    except Exception:  # a broken __str__ must not cost the log line
-        return f"<unprintable {type(exc).__name__}>"
+    # vigil.text's rule: a broken __str__ must not cost the log line.
+    return safe_text(exc)[:500]
 
 
 class _MetricsSubscriber:
@@ -369,6 +368,7 @@ class Retrier:
         if not isinstance(operation, str) or not operation:
             raise ConfigError("operation", operation, "expected a non-empty string")
         self.policy = policy if policy is not None else RetryPolicy.from_config()
+        operation = safe_text(operation)  # the operation label: vigil.text's rule
         self.operation = operation
         self.clock = clock if clock is not None else SYSTEM_CLOCK
         registry = registry if registry is not None else _default_registry()

@@ -11,8 +11,15 @@ The seed's API (``from vigil.monitoring import alert_manager``)::
 How it behaves where the seed is silent:
 
 - **An alert reads like a dict** (:class:`Alert` is a :class:`~collections.abc.Mapping`) and has
-  the same fields as attributes; ``dict(alert)`` is JSON-serialisable because ``metadata`` is
-  copied into JSON-safe values when the alert is made (unknown objects become their ``str``).
+  the same fields as attributes; ``dict(alert)`` is strict JSON in UTF-8 because everything is
+  made JSON-safe when the alert is built: text follows :mod:`vigil.text`'s rule (a lone surrogate
+  becomes U+FFFD, an object whose ``str()`` raises ``<unprintable TypeName>``) in the component,
+  message, source, labels, annotations and every metadata string and key; in metadata, NaN and
+  the infinities become ``"NaN"``/``"Infinity"``/``"-Infinity"``, dataclasses and NamedTuples
+  dicts of their fields, sets lists, other objects their text, and anything nested deeper than
+  16 levels ``"[TOO DEEP]"``: never a ``str()`` of a subtree, whose secrets
+  :func:`vigil.monitoring.logs.redact` could then no longer find. Handlers get the metadata
+  unredacted; the exporter's JSON API redacts what it shows.
 - **De-duplication.** An alert's ``fingerprint`` hashes source, severity, component, message,
   status and labels, not metadata (the file path above does not make a new alert; put what tells
   alerts apart in ``labels``). A caller may pass its own (the Alertmanager webhook passes
@@ -45,6 +52,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import math
 import queue
 import threading
 import time
@@ -61,8 +69,9 @@ from prometheus_client import CollectorRegistry
 from vigil.clock import SYSTEM_CLOCK, Clock, format_rfc3339
 from vigil.config import AlertSettings, VigilConfig, get_config, on_configure
 from vigil.monitoring.instruments import counter
-from vigil.monitoring.logs import StructuredLogger
+from vigil.monitoring.logs import TOO_DEEP, StructuredLogger
 from vigil.monitoring.metrics import performance_monitor
+from vigil.text import safe_text
 
 __all__ = ["Alert", "AlertHandler", "AlertManager", "AlertSeverity", "alert_manager"]
 
@@ -72,8 +81,10 @@ _STATUSES = (FIRING, RESOLVED)
 
 # flush() re-checks for handlers that became hung at least this often (real seconds).
 _FLUSH_POLL_SECONDS = 0.05
-# metadata nested deeper than this is stored as its str (also ends reference cycles).
+# metadata nested deeper than this is cut to TOO_DEEP (also ends reference cycles).
 _MAX_METADATA_DEPTH = 16
+_INT_LIMIT = 1 << 14_000  # ints past it are longer than str() writes (4300 digits)
+_NON_FINITE = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
 
 AlertHandler = Callable[["Alert"], object]
 """A handler: called with the :class:`Alert`; may return an awaitable (an ``async def``)."""
@@ -154,16 +165,30 @@ _ALERT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Alert))
 
 
 def _json_safe(value: Any, depth: int = 0) -> Any:
-    """A copy of ``value`` that json.dumps accepts; anything unknown becomes its str."""
-    if value is None or isinstance(value, bool | int | float | str):
+    """A copy of ``value`` that ``json.dumps(allow_nan=False)`` accepts and UTF-8 encodes
+    (see the module docstring); anything unknown becomes its text."""
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, int):
+        return int(value) if -_INT_LIMIT < value < _INT_LIMIT else \
+            f"<integer of {int(value).bit_length()} bits>"
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return float(value)
+        return "NaN" if math.isnan(value) else _NON_FINITE[value]
     if depth >= _MAX_METADATA_DEPTH:
-        return str(value)
+        return TOO_DEEP
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    elif isinstance(value, tuple) and hasattr(value, "_asdict"):
+        value = value._asdict()
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
+        return {safe_text(k): _json_safe(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset | deque):
         return [_json_safe(v, depth + 1) for v in value]
-    return str(value)
+    return safe_text(value)
 
 
 def _alert_size(alert: Alert) -> int:
@@ -180,7 +205,7 @@ def _alert_size(alert: Alert) -> int:
 
 
 def _str_dict(values: Mapping[str, Any] | None) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (values or {}).items()}
+    return {safe_text(k): safe_text(v) for k, v in (values or {}).items()}
 
 
 def _fingerprint(source: str, severity: str, component: str, message: str, status: str,
@@ -398,7 +423,7 @@ class AlertManager:
         level = AlertSeverity.parse(severity).value
         state = _parse_status(status)
         label_map = _str_dict(labels)
-        component, message, source = str(component), str(message), str(source)
+        component, message, source = safe_text(component), safe_text(message), safe_text(source)
         return Alert(
             id=id if id is not None else uuid.uuid4().hex,
             timestamp=format_rfc3339(self._clock.time() if timestamp is None else timestamp),

@@ -6,6 +6,10 @@ unbounded values (user ids, paths) cannot grow a registry without bound: past
 ``monitoring.metrics.max_series_per_metric`` label sets, new ones are recorded in a single series
 whose label values are all ``"other"``, and each such record is counted in
 ``vigil_dropped_series_total{metric}``.
+
+Label values follow :mod:`vigil.text`'s rule (lone surrogates become U+FFFD, an object whose
+``str()`` raises becomes ``<unprintable TypeName>``), so no value given to ``labels()`` can make
+the registry unrenderable.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 from vigil.config import get_config
+from vigil.text import safe_text
 
 __all__ = [
     "MILLISECOND_BUCKETS",
@@ -65,11 +70,20 @@ class Family(Generic[M]):
         self._lock = threading.Lock()
 
     def labels(self, *values: object) -> Any:
-        """The child for these label values (or the shared overflow child past the cap)."""
-        key = tuple(str(v) for v in values)
-        child = self._children.get(key)
+        """The child for these label values (or the shared overflow child past the cap).
+
+        Values become text by :func:`vigil.text.safe_text`. Children are cached under that
+        text, so values that already are valid strings find theirs in one dict lookup.
+        """
+        try:
+            child = self._children.get(values)  # type: ignore[arg-type]
+        except TypeError:  # an unhashable value: only its text can be a key
+            child = None
         if child is None:
-            child = self._admit(key)
+            key = tuple(map(safe_text, values))
+            child = self._children.get(key)
+            if child is None:
+                child = self._admit(key)
         return child
 
     def _admit(self, key: tuple[str, ...]) -> Any:

@@ -15,6 +15,13 @@ Two views of the same records:
 One name keeps one kind and one set of tag keys; a mismatch raises ``ValueError`` at the call
 that introduced it. Label sets per metric are capped (``metrics.max_series_per_metric``).
 
+Names, tag keys and tag values follow :mod:`vigil.text`'s rule where they enter (a lone
+surrogate becomes U+FFFD, an unprintable object ``<unprintable TypeName>``), so no record can
+leave the registry unrenderable. Values that would make the exposition invalid are refused with
+a ``ValueError`` naming the metric and the value: a counter increment must be a finite number
+>= 0, and so must a histogram observation (OpenMetrics forbids a NaN or negative ``_sum``, and
+``+Inf`` would pin the sum there for good). Gauges take any number, NaN included.
+
 ``@monitor_performance(name)`` records the seed's ``name.duration_ms``, ``name.calls`` and
 ``name.errors`` locally, and ``vigil_function_*`` in Prometheus, with the current trace id as
 an exemplar on the duration.
@@ -56,6 +63,7 @@ from vigil.config import VigilConfig, get_config, on_configure
 from vigil.monitoring import instruments
 from vigil.monitoring.context import current_span as _current_span
 from vigil.monitoring.resources import ResourceMonitor, ResourceUsage
+from vigil.text import safe_text
 
 __all__ = [
     "MetricKind",
@@ -69,7 +77,10 @@ MetricKind = Literal["counter", "gauge", "histogram"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
+# Colons too: Prometheus reserves them for recording rules, and prometheus_client's OpenMetrics
+# writer escapes them in sample names but not in the family's, so a name with one is exposed
+# as two families that do not match (a parse error for some names, such as ":").
+_INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 BYTE_BUCKETS: tuple[float, ...] = tuple(
     float(1024 ** i * m) for i in range(1, 4) for m in (1, 4, 16, 64, 256))
@@ -79,10 +90,12 @@ _PERCENTILES = (("p50", 50), ("p95", 95), ("p99", 99))
 _UPDATE: dict[str, str] = {"counter": "inc", "gauge": "set", "histogram": "observe"}
 # prometheus_client picks its value class at import from PROMETHEUS_MULTIPROC_DIR; so do we.
 _MULTIPROCESS = values.ValueClass is not values.MutexValue
+_INF = math.inf
 
 
 def prometheus_name(name: str) -> str:
-    """A valid Prometheus metric name for a seed-style name (``a.b-c`` -> ``a_b_c``)."""
+    """A valid Prometheus metric name for a seed-style name (``a.b-c`` -> ``a_b_c``; colons,
+    reserved for recording rules, become underscores as well)."""
     if not name:
         raise ValueError("metric name must not be empty")
     cleaned = _INVALID_NAME_CHARS.sub("_", name)
@@ -165,9 +178,15 @@ class PerformanceMonitor:
 
     def increment_counter(self, name: str, value: float = 1,
                           tags: Mapping[str, object] | None = None) -> None:
-        """Add ``value`` (>= 0) to counter ``name`` (Prometheus: ``<name>_total``)."""
-        if value < 0:
-            raise ValueError(f"counter {name!r}: increment must be >= 0, got {value!r}")
+        """Add ``value`` (a finite number >= 0) to counter ``name`` (Prometheus:
+        ``<name>_total``). NaN, infinite and negative increments raise ``ValueError``."""
+        try:
+            ok = 0 <= value < _INF  # NaN fails both comparisons
+        except Exception:  # not a number at all (or a Decimal NaN, which raises)
+            ok = False
+        if not ok:
+            raise ValueError(f"counter {safe_text(name)!r}: increment must be a finite number "
+                             f">= 0, got {_shown(value)}")
         self._record(name, "counter", value, tags)
 
     def record_gauge(self, name: str, value: float,
@@ -177,12 +196,20 @@ class PerformanceMonitor:
 
     def record_histogram(self, name: str, value: float,
                          tags: Mapping[str, object] | None = None) -> None:
-        """Observe ``value`` in histogram ``name``; buckets fit its unit suffix."""
+        """Observe ``value`` (a finite number >= 0) in histogram ``name``; buckets fit its unit
+        suffix. NaN, infinite and negative values raise ``ValueError``."""
+        try:
+            ok = 0 <= value < _INF
+        except Exception:
+            ok = False
+        if not ok:
+            raise ValueError(f"histogram {safe_text(name)!r}: observation must be a finite "
+                             f"number >= 0, got {_shown(value)}")
         self._record(name, "histogram", value, tags)
 
     def _record(self, name: str, kind: MetricKind, value: float,
                 tags: Mapping[str, object] | None) -> None:
-        series = self._get_series(name, kind, tags)
+        series, tags = self._get_series(name, kind, tags)
         child = series.child(tags)
         if child is not None:  # None for the decorator's local-only seed names
             getattr(child, _UPDATE[kind])(value)
@@ -193,7 +220,7 @@ class PerformanceMonitor:
 
         An unknown name gives ``count`` 0 and ``None`` for the rest.
         """
-        series = self._series.get(name)
+        series = self._find(name)
         values = sorted(v for _, v, _ in series.records()) if series is not None else []
         if not values:
             return {"count": 0, "sum": 0.0, "min": None, "max": None, "avg": None,
@@ -252,24 +279,43 @@ class PerformanceMonitor:
 
     # --- internals ------------------------------------------------------------------------
 
+    def _find(self, name: object) -> _Series | None:
+        """The series recorded as ``name`` (given as is, or as its text), if any."""
+        try:
+            series = self._series.get(name)  # type: ignore[call-overload]
+        except TypeError:  # an unhashable name
+            series = None
+        return series if series is not None else self._series.get(safe_text(name))
+
     def _get_series(self, name: str, kind: MetricKind, tags: Mapping[str, object] | None,
-                    *, local_only: bool = False) -> _Series:
-        series = self._series.get(name)
+                    *, local_only: bool = False
+                    ) -> tuple[_Series, Mapping[str, object] | None]:
+        """The series and the tags to record it with (keys as text if they had to be)."""
+        try:  # _find inlined: this is every record's first step
+            series = self._series.get(name)
+        except TypeError:  # an unhashable name
+            series = None
         if series is None:
-            series = self._create_series(name, kind, tags, local_only)
+            series = self._series.get(safe_text(name)) or \
+                self._create_series(name, kind, tags, local_only)
         if series.kind != kind:
-            raise ValueError(f"metric {name!r} is a {series.kind}; it cannot also be used as a "
-                             f"{kind}")
-        if series.tag_keys and (tags is None or len(tags) != len(series.tag_keys)
-                                or any(k not in tags for k in series.tag_keys)):
-            raise ValueError(_tag_mismatch(name, series.tag_keys, tags))
-        if not series.tag_keys and tags:
-            raise ValueError(_tag_mismatch(name, series.tag_keys, tags))
-        return series
+            raise ValueError(f"metric {series.name!r} is a {series.kind}; it cannot also be "
+                             f"used as a {kind}")
+        keys = series.tag_keys
+        if keys:
+            if tags is None or len(tags) != len(keys) or any(k not in tags for k in keys):
+                # Keys that are not plain text (a lone surrogate, an int) match as their text.
+                tags = {safe_text(k): v for k, v in tags.items()} if tags else tags
+                if tags is None or len(tags) != len(keys) or any(k not in tags for k in keys):
+                    raise ValueError(_tag_mismatch(series.name, keys, tags))
+        elif tags:
+            raise ValueError(_tag_mismatch(series.name, keys, tags))
+        return series, tags
 
     def _create_series(self, name: str, kind: MetricKind, tags: Mapping[str, object] | None,
                        local_only: bool) -> _Series:
-        tag_keys = tuple(sorted(str(k) for k in tags)) if tags else ()
+        name = safe_text(name)
+        tag_keys = tuple(sorted(safe_text(k) for k in tags)) if tags else ()
         with self._lock:
             existing = self._series.get(name)
             if existing is not None:
@@ -309,7 +355,7 @@ class PerformanceMonitor:
 
     def _local_series(self, name: str, kind: MetricKind) -> _Series:
         """A series kept only locally (the decorator's seed names; Prometheus gets vigil_*)."""
-        return self._get_series(name, kind, None, local_only=True)
+        return self._get_series(name, kind, None, local_only=True)[0]
 
     def reconfigure(self, config: VigilConfig) -> None:
         """Apply a new ``metrics.retention_count`` (keeping the newest records)."""
@@ -332,12 +378,20 @@ def _percentile(sorted_values: list[float], pct: int) -> float:
     return statistics.quantiles(sorted_values, n=100, method="inclusive")[pct - 1]
 
 
+def _shown(value: object) -> str:
+    """``repr(value)`` for an error message, even when that repr raises."""
+    try:
+        return safe_text(repr(value))
+    except Exception:
+        return safe_text(value)
+
+
 def _frozen_tags(tags: Mapping[str, object] | None) -> Mapping[str, str] | None:
-    return {str(k): str(v) for k, v in tags.items()} if tags else None
+    return {safe_text(k): safe_text(v) for k, v in tags.items()} if tags else None
 
 
 def _tag_mismatch(name: str, keys: tuple[str, ...], tags: Mapping[str, object] | None) -> str:
-    got = sorted(str(k) for k in tags) if tags else []
+    got = sorted(safe_text(k) for k in tags) if tags else []
     return (f"metric {name!r} was first recorded with tag keys {list(keys)}; got {got} "
             f"(one name keeps one set of tag keys)")
 
@@ -526,6 +580,7 @@ Recorder = _FunctionRecorder | _MultiprocessRecorder
 
 def _recorder(monitor: PerformanceMonitor, name: str) -> Recorder:
     """The recorder for ``name`` on ``monitor`` (one per name: re-decorating shares it)."""
+    name = safe_text(name)  # the function label, as vigil.text's rule makes it
     with monitor._lock:
         existing = monitor._functions.get(name)
         if existing is not None:

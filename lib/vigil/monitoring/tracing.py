@@ -40,9 +40,11 @@ oldest leaves first, from every index). Entries started and never ended are capp
 ``vigil_traces_dropped_total{reason="active_cap"}`` and reported by a warning at most once a minute.
 
 **Metrics.** Each ended entry is observed in ``vigil_trace_duration_seconds{component,operation,
-status}`` with an exemplar ``{"trace_id": <32 hex>}``. An exemplar costs more than the observation
-itself and Prometheus only keeps the latest one per bucket, so each bucket of a series takes at most
-one exemplar per second.
+status}`` with an exemplar ``{"trace_id": <32 hex>}``. The label values follow :mod:`vigil.text`'s
+rule (a lone surrogate becomes U+FFFD, a component that is not a ``str`` its text or
+``<unprintable TypeName>``), so no component, operation or status can make ``/metrics`` fail.
+An exemplar costs more than the observation itself and Prometheus only keeps the latest one per
+bucket, so each bucket of a series takes at most one exemplar per second.
 
 **Disabled** (``monitoring.tracing.enabled: false``): ids are still made and the current span still
 set, so logs stay correlated, but nothing is stored and nothing is observed; ending an id then says
@@ -82,6 +84,7 @@ from vigil.monitoring import instruments
 from vigil.monitoring.context import SpanContext, _bits, _current
 from vigil.monitoring.logs import StructuredLogger
 from vigil.monitoring.metrics import performance_monitor
+from vigil.text import safe_text
 
 __all__ = [
     "ExecutionTracer",
@@ -478,6 +481,8 @@ class ExecutionTracer:
         entry's. An unknown or already ended id logs a warning and changes nothing.
         """
         info = _error_info(error)
+        if type(status) is not str:  # a key of the duration index: hashable text
+            status = safe_text(status)
         if info is not None and status == "success":
             status = "error"
         end = self._monotonic()
@@ -566,6 +571,12 @@ class ExecutionTracer:
         else:
             span = _new_tuple(SpanContext, (parent.trace_id, span_id, parent.sampled, False))
             parent_id = parent.span_id
+        # Keys of the duration index: a component that is not a str (unhashable, or with a
+        # __str__ that raises) is taken as its text now; valid-text checks wait for _observe.
+        if type(component) is not str:
+            component = safe_text(component)
+        if type(operation) is not str:
+            operation = safe_text(operation)
         entry = _new_object(_Entry)
         entry.id = span_id
         entry.span = span
@@ -715,10 +726,14 @@ class ExecutionTracer:
         if collector is None:
             self._observe_multiprocess(key, seconds, end, entry.span.trace_id)
             return
-        if collector.admit(key):
-            fresh = _Durations(key)
+        # Labelled with their text by vigil.text's rule, and cached under that text only: the
+        # fast path in _end finds valid strings at once, while raw variants of one text (lone
+        # surrogates) come here each time instead of each growing the index.
+        labels = (safe_text(key[0]), safe_text(key[1]), safe_text(key[2]))
+        if collector.admit(labels):
+            fresh = _Durations(labels)
             with self._lock:
-                self._series.setdefault(key, fresh).count(seconds, end, entry.span.trace_id)
+                self._series.setdefault(labels, fresh).count(seconds, end, entry.span.trace_id)
             return
         # Past the cap: never cached under its own key, so every such record is counted.
         overflow = (instruments.OVERFLOW_LABEL_VALUE,) * 3
