@@ -82,7 +82,13 @@ from vigil_exporter.policy import (
     add_docs_routes,
     exposure_warning,
 )
-from vigil_exporter.responses import MAX_JSON_DEPTH, SafeJSONResponse, json_safe
+from vigil_exporter.responses import (
+    MAX_JSON_DEPTH,
+    BudgetedListResponse,
+    SafeJSONResponse,
+    encode_within,
+    json_safe,
+)
 from vigil_exporter.responses import error_response as _error
 from vigil_exporter.responses import short as _short
 from vigil_exporter.store import AlertStore, Incoming, identity, open_store
@@ -760,8 +766,9 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
     @app.get("/api/traces", tags=["api"], summary="Recently completed trace entries",
              response_model=list[TraceEntry], responses=_pick(422, 500))
     def api_traces(limit: Limit = API_LIMIT_DEFAULT) -> Response:
-        return SafeJSONResponse([{**entry, "metadata": _redacted(entry.get("metadata"))}
-                                 for entry in tracer.get_recent_traces(limit)])
+        return BudgetedListResponse(
+            ({**entry, "metadata": _redacted(entry.get("metadata"))}
+             for entry in tracer.get_recent_traces(limit)), settings.api_max_bytes)
 
     @app.get("/api/traces/{trace_id}", tags=["api"], summary="One trace entry and its tree",
              response_model=TraceNode, responses=_pick(404, 422, 500))
@@ -781,8 +788,9 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
                  component: Annotated[str | None, Query(
                      description="only this component's entries")] = None) -> Response:
         wanted = None if level is None else _choice("level", level, LOG_LEVELS, upper=True)
-        return SafeJSONResponse(vigil_logs.get_recent_logs(limit, level=wanted,
-                                                           component=component))
+        return BudgetedListResponse(vigil_logs.get_recent_logs(limit, level=wanted,
+                                                               component=component),
+                                    settings.api_max_bytes)
 
     @app.get("/api/alerts", tags=["api"], summary="Recent alerts, newest first",
              response_model=list[AlertInfo], responses=_pick(422, 500))
@@ -803,10 +811,10 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
             "severity", severity, tuple(s.value for s in AlertSeverity))
         alerts = manager.get_recent_alerts(limit, source=source, status=wanted_status,
                                            severity=wanted_severity)
-        return SafeJSONResponse([{**alert, "metadata": _redacted(alert.metadata),
-                                  "labels": _redacted(alert.labels),
-                                  "annotations": _redacted(alert.annotations)}
-                                 for alert in alerts])
+        return BudgetedListResponse(({**alert, "metadata": _redacted(alert.metadata),
+                                     "labels": _redacted(alert.labels),
+                                     "annotations": _redacted(alert.annotations)}
+                                    for alert in alerts), settings.api_max_bytes)
 
     @app.get("/api/deliveries", tags=["api"],
              summary="The webhook's durable store: what waits, and the dead letters",
@@ -820,7 +828,11 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
         dead = [{"alert_id": d.alert_id, "handler": d.handler, "attempts": d.attempts,
                  "error": d.error, "failed_at": d.failed_at, "alert": _redacted(d.payload)}
                 for d in store.dead_letters(limit)]
-        return SafeJSONResponse({
+        # Dead letters hold whole alerts: as many as fit in the API's byte budget.
+        _, kept, truncated = encode_within(dead, settings.api_max_bytes)
+        headers = {"Vigil-Truncated": "true"} if truncated else None
+        dead = dead[:kept]
+        return SafeJSONResponse(headers=headers, content={
             "pending_alerts": stats.pending_alerts, "pending_bytes": stats.pending_bytes,
             "max_alerts": settings.store_max_alerts, "max_bytes": settings.store_max_bytes,
             "dead_letters": stats.dead_letters, "pending_by_handler": stats.pending_by_handler,

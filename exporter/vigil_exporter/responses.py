@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-__all__ = ["MAX_JSON_DEPTH", "SafeJSONResponse", "error_response", "json_safe", "short"]
+__all__ = ["MAX_JSON_DEPTH", "BudgetedListResponse", "SafeJSONResponse", "encode_within",
+           "error_response", "json_safe", "short"]
 
 MAX_JSON_DEPTH = 256  # containers deep; leaves room for MAX_TREE_DEPTH nodes plus metadata
 _MAX_INT_BITS = 13_000  # ~3900 digits: below Python's 4300-digit int-to-str limit
@@ -49,6 +50,39 @@ class SafeJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(json_safe(content), allow_nan=False, separators=(",", ":")).encode()
+
+
+class BudgetedListResponse(Response):
+    """A JSON array of as many of ``entries`` as fit in ``max_bytes`` (oldest left out last).
+
+    Entries are made JSON-safe and encoded one at a time, so the answer is built within the
+    budget plus one entry, whatever the buffers hold; an iterator of entries is consumed
+    lazily (redaction of the entries left out never runs). When entries were left out the
+    answer carries ``Vigil-Truncated: true``; ``Vigil-Entries`` always gives the count kept.
+    """
+
+    media_type = "application/json"
+
+    def __init__(self, entries: Iterable[Any], max_bytes: int, *, status_code: int = 200,
+                 headers: Mapping[str, str] | None = None) -> None:
+        body, kept, truncated = encode_within(entries, max_bytes)
+        extra = {"Vigil-Entries": str(kept)}
+        if truncated:
+            extra["Vigil-Truncated"] = "true"
+        super().__init__(body, status_code=status_code, headers={**(headers or {}), **extra})
+
+
+def encode_within(entries: Iterable[Any], max_bytes: int) -> tuple[bytes, int, bool]:
+    """``(json array bytes, entries kept, whether some were left out)`` within ``max_bytes``."""
+    parts: list[bytes] = []
+    size = 2  # the brackets
+    for entry in entries:
+        part = json.dumps(json_safe(entry), allow_nan=False, separators=(",", ":")).encode()
+        if size + len(part) + (1 if parts else 0) > max_bytes:
+            return b"[" + b",".join(parts) + b"]", len(parts), True
+        size += len(part) + (1 if parts else 0)
+        parts.append(part)
+    return b"[" + b",".join(parts) + b"]", len(parts), False
 
 
 def error_response(status: int, message: str, detail: list[Any] | None = None,

@@ -20,7 +20,11 @@ Unknown fields are ignored, so a newer Alertmanager that adds fields keeps worki
 :data:`MAX_ALERTS` alerts per notification, :data:`MAX_PAIRS` entries per labels/annotations
 object, :data:`MAX_LABEL_LENGTH` characters per label name, label value and annotation name,
 :data:`MAX_TEXT_LENGTH` characters per other string (annotation values, URLs, group keys:
-long enough for a generator URL that carries a whole PromQL expression). Strings must be
+long enough for a generator URL that carries a whole PromQL expression), except the
+``fingerprint`` (:data:`MAX_FINGERPRINT_LENGTH`) and ``startsAt``/``endsAt``
+(:data:`MAX_TIME_LENGTH`), which the store keeps per alert identity. So one notification
+holds at most ~1000 x 100 x 64 KiB of strings before ``max_body_bytes`` (1 MiB) cuts it
+first: the body limit is the real bound. Strings must be
 valid Unicode: a JSON escape of a lone surrogate (``"\\ud800"``) is rejected, since it could
 not be written to the logs or the metrics exposition later.
 
@@ -49,9 +53,11 @@ from typing import Any, Final, TypedDict
 __all__ = [
     "DEFAULT_SEVERITY",
     "MAX_ALERTS",
+    "MAX_FINGERPRINT_LENGTH",
     "MAX_LABEL_LENGTH",
     "MAX_PAIRS",
     "MAX_TEXT_LENGTH",
+    "MAX_TIME_LENGTH",
     "NOTIFICATION_SCHEMA",
     "Notification",
     "PayloadError",
@@ -69,6 +75,8 @@ MAX_ALERTS: Final = 1000
 MAX_PAIRS: Final = 100
 MAX_LABEL_LENGTH: Final = 4096
 MAX_TEXT_LENGTH: Final = 65536
+MAX_FINGERPRINT_LENGTH: Final = 128  # Alertmanager's are 16 hex digits
+MAX_TIME_LENGTH: Final = 64  # RFC 3339 with nanoseconds and an offset is 35 characters
 
 SOURCE: Final = "alertmanager"
 DEFAULT_SEVERITY: Final = "medium"
@@ -210,10 +218,10 @@ def _alert(value: object, path: str) -> WebhookAlert:
     # wrong field a reader of the body meets.
     labels = _pairs(obj, "labels", path, required=True)
     annotations = _pairs(obj, "annotations", path, label_values=False)
-    starts_at = _text(obj, "startsAt", path, required=True)
-    ends_at = _text(obj, "endsAt", path, required=True)
+    starts_at = _text(obj, "startsAt", path, required=True, limit=MAX_TIME_LENGTH)
+    ends_at = _text(obj, "endsAt", path, required=True, limit=MAX_TIME_LENGTH)
     generator_url = _text(obj, "generatorURL", path)
-    fingerprint = _text(obj, "fingerprint", path, required=True)
+    fingerprint = _text(obj, "fingerprint", path, required=True, limit=MAX_FINGERPRINT_LENGTH)
     if not fingerprint:
         raise PayloadError(422, f"{_join(path, 'fingerprint')}: must not be empty")
     return WebhookAlert(status=status, labels=labels, annotations=annotations,
@@ -232,7 +240,8 @@ def _field(obj: dict[str, Any], key: str, path: str, *, required: bool) -> objec
     return obj[key]
 
 
-def _text(obj: dict[str, Any], key: str, path: str, *, required: bool = False) -> str:
+def _text(obj: dict[str, Any], key: str, path: str, *, required: bool = False,
+          limit: int = MAX_TEXT_LENGTH) -> str:
     value = _field(obj, key, path, required=required)
     if value is None:
         if required:
@@ -240,7 +249,7 @@ def _text(obj: dict[str, Any], key: str, path: str, *, required: bool = False) -
         return ""
     if not isinstance(value, str):
         raise _wrong_type(_join(path, key), "a string", value)
-    return _checked(value, _join(path, key), MAX_TEXT_LENGTH)
+    return _checked(value, _join(path, key), limit)
 
 
 def _pairs(obj: dict[str, Any], key: str, path: str, *, required: bool = False,
@@ -411,9 +420,9 @@ NOTIFICATION_SCHEMA: Final[dict[str, Any]] = {
                     "labels": _LABEL_MAP,
                     "annotations": _ANNOTATION_MAP,
                     "fingerprint": {"type": "string", "minLength": 1,
-                                    "maxLength": MAX_TEXT_LENGTH},
-                    "startsAt": _TEXT,
-                    "endsAt": _TEXT,
+                                    "maxLength": MAX_FINGERPRINT_LENGTH},
+                    "startsAt": {"type": "string", "maxLength": MAX_TIME_LENGTH},
+                    "endsAt": {"type": "string", "maxLength": MAX_TIME_LENGTH},
                     "generatorURL": _TEXT,
                 },
             },

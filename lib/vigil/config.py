@@ -371,6 +371,9 @@ class ExporterSettings(_Settings):
                    "credentials (the container image sets it)")
     max_body_bytes: int = _setting(
         1_048_576, minimum=1, doc="largest request body accepted; larger ones get 413")
+    api_max_bytes: int = _setting(
+        8_388_608, minimum=1024, doc="largest answer of a /api/* list: entries past it are "
+                                     "left out (the answer says how many it kept)")
     webhook_dedup_size: int = _setting(
         10_000, minimum=1,
         doc="alert identities remembered (in the store) to drop Alertmanager's redeliveries")
