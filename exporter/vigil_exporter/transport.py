@@ -17,10 +17,11 @@ then asyncio logs every failed ``accept()`` with a traceback, thousands of times
   route never read (the answer is sent, the connection would stay open draining it) is cut at
   the deadline, an app that neither reads nor answers gets :data:`APP_GRACE` seconds more, then
   a 408 from here.
-- **a write timeout**: while the transport's send buffer is above its high-water mark (asyncio
-  has paused the protocol for writing), the client must take some of it every
-  ``exporter.write_timeout`` seconds; otherwise the connection is aborted, which frees the
-  buffered answer at once (nginx's ``send_timeout``).
+- **a write timeout**: while part of an answer waits in the transport's buffer (above its
+  high-water mark, so asyncio paused the protocol for writing; or the connection is to close
+  once flushed), the client must take some of it every ``exporter.write_timeout`` seconds
+  (progress counted on the transport's buffer plus the kernel's send queue); otherwise the
+  connection is aborted, which frees the buffered answer at once (nginx's ``send_timeout``).
 - **a connection cap**: at most ``exporter.max_connections`` connections, lowered at start to
   the open-file limit minus :data:`FD_HEADROOM` so that ``accept()`` never runs out of
   descriptors. A connection past the cap makes room by closing the connection that has waited
@@ -78,7 +79,7 @@ __all__ = [
 
 LOG_INTERVAL = 10.0  # seconds between two log lines about accept errors or closed connections
 # Descriptors kept free below the open-file limit: two accept batches, and the process's own
-# (store, log files, pipes, the event loop's; ~30 measured).
+# (store, log files, pipes, the event loop's: 10 to 30 measured).
 FD_HEADROOM = 128
 APP_GRACE = 1.0  # seconds an app has past the body deadline to answer its own 408
 # uvicorn's ``backlog`` is both the listen() queue and how many accept() calls asyncio makes per
@@ -86,8 +87,9 @@ APP_GRACE = 1.0  # seconds an app has past the body deadline to answer its own 4
 # two batches of descriptors (one accepted, one evicted and closing) come on top of the cap,
 # which FD_HEADROOM must cover. Out of descriptors, each call of a batch fails and schedules its
 # own retry a second later: with uvicorn's 2048 the loop spins (~16,000 failures a second
-# measured). The server is given ACCEPT_BATCH, then listens with LISTEN_QUEUE again, so a
-# burst of connections still queues in the kernel instead of having its SYNs dropped.
+# measured, ~100 with 32). The server is given ACCEPT_BATCH, then listens with LISTEN_QUEUE
+# again, so a burst of connections still queues in the kernel instead of having its SYNs
+# dropped.
 ACCEPT_BATCH = 32
 LISTEN_QUEUE = 2048
 RETRY_AFTER_SECONDS = 5  # what a 503 for a full server asks for
@@ -317,8 +319,8 @@ class GuardedH11Protocol(H11Protocol):
         self._phase: str | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
-        self._unsent = 0  # send buffer size at the last write check
-        self._head_bytes = 0  # bytes received since the head phase started
+        self._unsent = 0  # bytes the client had not taken at the last write check
+        self._head_bytes = 0  # bytes of the next request head received so far
         self._grace_given = False
         self._ending = False  # closed by the guard: at most one reason counted
 
@@ -392,7 +394,7 @@ class GuardedH11Protocol(H11Protocol):
         self._cancel_deadline()
         self._phase = phase
         if phase == _HEAD:
-            self._head_bytes = 0
+            self._head_bytes = len(self.conn.trailing_data[0])  # pipelined, not parsed yet
             self.guard.waiting[self] = None
             self._deadline = self.loop.call_later(self.guard.head_timeout, self._head_expired)
             return

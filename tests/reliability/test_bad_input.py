@@ -421,8 +421,8 @@ def test_slow_body_gets_408_and_does_not_hold_up_others(
 
 def test_body_trickled_within_the_timeout_is_accepted(
         exporter: Callable[..., LiveExporter]) -> None:
-    """A body sent in small pieces, each gap shorter than request_timeout, is read whole: the
-    timeout is between chunks, not for the whole body."""
+    """A body sent in small pieces that all arrive within request_timeout is read whole (the
+    timeout bounds the whole body; test_slow_clients proves a dripped body is cut)."""
     live = exporter(request_timeout=2.0)
     head = (f"POST {WEBHOOK} HTTP/1.1\r\nHost: vigil\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(FIRING)}\r\n\r\n").encode()
