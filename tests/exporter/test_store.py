@@ -64,7 +64,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture(params=["sqlite", "redis"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
-    """Builds stores of one backend; ``shared=True`` reopens the same one (another process's
+    """Builds stores of one backend; each call opens the same store again (another process's
     view, or the same one after a restart)."""
     made: list[AlertStore] = []
     name = uuid.uuid4().hex[:8]
