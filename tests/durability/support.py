@@ -17,13 +17,14 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tests.integration.conftest import wait_until
 from vigil_exporter.stack import find_alertmanager, free_port
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
@@ -80,17 +81,11 @@ def deliveries_by_alert(path: Path) -> Counter[tuple[str, str]]:
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
     """Poll ``predicate`` until truthy or ``timeout`` seconds pass (readiness, not sleeping
     out a timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    return wait_until(predicate, timeout, what, interval)
 
 
-def _get(url: str, timeout: float = 2.0) -> int:
+def http_status(url: str, timeout: float = 2.0) -> int:
+    """The status ``GET url`` answers; 0 when nothing answers (refused, timed out)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return int(response.status)
@@ -98,6 +93,19 @@ def _get(url: str, timeout: float = 2.0) -> int:
         return int(err.code)
     except (urllib.error.URLError, OSError):
         return 0
+
+
+def wait_ready(url: str, proc: subprocess.Popen[Any], what: str, log: Callable[[], str],
+               timeout: float = READY) -> None:
+    """Poll ``url`` until it answers 200; fail with ``log()`` if ``proc`` exits or time runs
+    out first."""
+    deadline = time.monotonic() + timeout
+    while http_status(url) != 200:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}:\n{log()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not ready within {timeout:.0f}s:\n{log()[-3000:]}")
+        time.sleep(0.05)  # readiness polling against the deadline
 
 
 # --- vigil serve ----------------------------------------------------------------------------
@@ -134,15 +142,7 @@ class Receiver:
                  "--handler", "recorder:handle"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 cwd=self.handler_dir, start_new_session=True)
-        deadline = time.monotonic() + READY
-        while _get(self.url + "/readyz") != 200:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"vigil serve exited with {self.proc.returncode}:\n"
-                                     f"{self.log()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"vigil serve not ready within {READY:.0f}s:\n"
-                                     f"{self.log()[-3000:]}")
-            time.sleep(0.05)
+        wait_ready(self.url + "/readyz", self.proc, "vigil serve", self.log)
         return self
 
     def log(self) -> str:
@@ -226,11 +226,7 @@ class Alertmanager:
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + READY
-        while _get(self.url + "/-/ready") != 200:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"alertmanager did not start:\n{self.log()[-3000:]}")
-            time.sleep(0.05)
+        wait_ready(self.url + "/-/ready", self.proc, "alertmanager", self.log)
         return self
 
     def log(self) -> str:

@@ -26,13 +26,13 @@ import pytest
 import yaml
 
 from tests.durability.support import (
-    READY,
     Alertmanager,
     Receiver,
     alertmanager_config,
     deliveries_by_alert,
     records,
     wait_for,
+    wait_ready,
     write_recorder,
 )
 from tests.integration.conftest import requires_stack
@@ -136,11 +136,7 @@ class Prometheus:
         with open(self.work / "prometheus.log", "wb") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + READY
-        while _status(self.url + "/-/ready") != 200:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"prometheus did not start:\n{self.log()[-3000:]}")
-            time.sleep(0.05)
+        wait_ready(self.url + "/-/ready", self.proc, "prometheus", self.log)
         return self
 
     def log(self) -> str:
@@ -162,14 +158,6 @@ class Prometheus:
 
 
 # --- HTTP helpers ------------------------------------------------------------------------------
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status)
-    except OSError:  # connection refused, HTTPError (an OSError too)
-        return 0
 
 
 def _json(url: str) -> Any:

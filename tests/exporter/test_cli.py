@@ -7,11 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from tests.durability.support import wait_ready
 
 from vigil import __version__
 from vigil_exporter.cli import load_handler, main
@@ -136,15 +135,7 @@ def test_serve_stops_cleanly_on_a_signal(sig: str, tmp_path: Path) -> None:
                              str(tmp_path / "state")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stderr
-                assert time.monotonic() < deadline, "vigil serve not ready in time"
-                time.sleep(0.05)  # readiness polling against the deadline
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc, "vigil serve", lambda: "")
         proc.send_signal(getattr(signal, sig))
         out, err = proc.communicate(timeout=30)
     finally:

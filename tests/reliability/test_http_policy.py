@@ -32,7 +32,6 @@ import string
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import warnings
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from tests.durability.support import wait_ready
 from tests.reliability.conftest import WAIT, WEBHOOK, LiveExporter, raw_request, sizes
 from vigil.config import ExporterSettings
 from vigil.monitoring.alerts import AlertManager
@@ -564,15 +564,7 @@ def _serve_lines(tmp_path: Path, *flags: str, config: str = "") -> list[dict[str
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "vigil serve not ready in time"
-                time.sleep(0.05)  # readiness polling against the deadline
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc, "vigil serve", lambda: "")
         request = urllib.request.Request(f"http://127.0.0.1:{port}{WEBHOOK}", data=FIRING,
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=WAIT) as response:
