@@ -536,3 +536,20 @@ def test_exit_waits_for_handlers_up_to_its_bound_then_says_what_is_lost() -> Non
     (warning,) = [json.loads(line) for line in lines if line.startswith("{")]
     assert warning["message"] == "interpreter exiting with alerts not yet handled; they are lost"
     assert sum(warning["metadata"]["pending_by_handler"].values()) == 1
+
+
+def test_the_buffer_keeps_within_its_byte_budget() -> None:
+    """1 MB alerts: the recent buffer (and the dedup index) keep only what fits in
+    monitoring.alerts.buffer_max_bytes, newest first; a single larger alert is still kept."""
+    vigil_config.configure({"monitoring": {"alerts": {"buffer_max_bytes": 5_000_000}}})
+    manager = AlertManager(registry=CollectorRegistry(), clock=FakeClock())
+    try:
+        big = "x" * 1_000_000
+        for i in range(50):
+            manager.send_alert("high", "c", f"alert {i}", annotations={"body": big})
+        kept = manager.get_recent_alerts(1000)
+        assert [a.message for a in kept] == [f"alert {i}" for i in range(49, 45, -1)]
+        manager.send_alert("high", "c", "huge", annotations={"body": "y" * 8_000_000})
+        assert [a.message for a in manager.get_recent_alerts(1000)] == ["huge"]
+    finally:
+        manager.close()
