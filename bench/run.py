@@ -132,7 +132,9 @@ What each row measures:
 - Webhook: the exporter on loopback with its SQLite store in a temporary folder (one fsync
   per notification) and one no-op handler. A 1-alert notification's 2xx against `GET /healthz`
   on the same keep-alive connection (the HTTP floor), then 4 clients posting 10-alert
-  notifications for a few seconds: alerts acknowledged per second beside alerts handled.
+  notifications for a few seconds: alerts acknowledged per second beside alerts handled
+  meanwhile (one SQLite writer: the webhook's fsynced commits come first), then how fast the
+  backlog drains once the flood stops.
 - Memory: a child process runs {args.records:,} rounds of a log line, a span, a
   `@monitor_performance` call, a histogram record and an alert with a new message; the growth of
   RSS from round {args.baseline:,} (buffers full) to the end, after a full collection.

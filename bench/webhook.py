@@ -7,8 +7,9 @@ There is no peer library for an Alertmanager receiver, so the rows compare with 
 - latency: a 1-alert notification's POST (parse, commit, answer) against ``GET /healthz`` on the
   same keep-alive connection (the HTTP floor), interleaved; p50 and p99 of single requests;
 - throughput: client threads posting 10-alert notifications as fast as they are answered, for a
-  fixed time; alerts acknowledged per second beside alerts the handler got per second (near 1:
-  delivery keeps up with acceptance).
+  fixed time; alerts acknowledged per second beside alerts the handler got per second meanwhile
+  (SQLite has one writer: the webhook's fsynced commits come first, so during a flood at full
+  speed delivery gets the gaps), and the rate at which the backlog drains once the flood stops.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ def _rows(budget: Budget) -> list[Result]:
                     started = time.perf_counter()
                     client.get("/healthz")
                     health.append(time.perf_counter() - started)
-            acked, delivered = _throughput(handle.url, settings.webhook_path, seconds, handled,
-                                           lock)
+            acked, delivered, drained = _throughput(handle.url, settings.webhook_path,
+                                                    seconds, handled, lock)
         finally:
             handle.stop()
             manager.close()
@@ -113,12 +114,15 @@ def _rows(budget: Budget) -> list[Result]:
         Result("webhook 2xx, p99", _percentile(post, 0.99) * ms, "`GET /healthz`, p99",
                _percentile(health, 0.99) * ms, "ms"),
         Result("webhook alerts acknowledged/s (10 per notification, 4 clients)", acked,
-               "alerts handled/s in the same run", delivered, "alerts/s"),
+               "alerts handled/s during the flood", delivered, "alerts/s"),
+        Result("alerts handled/s after the flood (the backlog drained)", drained,
+               "alerts acknowledged/s during the flood", acked, "alerts/s"),
     ]
 
 
 def _throughput(url: str, path: str, seconds: float, handled: list[int],
-                lock: threading.Lock) -> tuple[float, float]:
+                lock: threading.Lock) -> tuple[float, float, float]:
+    """(acknowledged/s, handled/s during the flood, handled/s draining the backlog after)."""
     acked = [0]
     stop = time.monotonic() + seconds
     with lock:
@@ -142,4 +146,13 @@ def _throughput(url: str, path: str, seconds: float, handled: list[int],
     elapsed = time.monotonic() - started
     with lock:
         delivered = handled[0] - before
-    return acked[0] / elapsed, delivered / elapsed
+    drain_started = time.monotonic()
+    while time.monotonic() - drain_started < 120:
+        with lock:
+            if handled[0] - before >= acked[0]:
+                break
+        time.sleep(0.005)  # the delivery loop's threads are at work
+    drain_seconds = time.monotonic() - drain_started
+    backlog = acked[0] - delivered
+    return (acked[0] / elapsed, delivered / elapsed,
+            backlog / drain_seconds if drain_seconds > 0 else float("inf"))

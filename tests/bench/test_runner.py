@@ -48,7 +48,8 @@ EXPECTED = [
     ("RSS growth", "budget"),
     ("webhook 2xx, p50", "`GET /healthz`"),
     ("webhook 2xx, p99", "`GET /healthz`, p99"),
-    ("webhook alerts acknowledged/s", "alerts handled/s"),
+    ("webhook alerts acknowledged/s", "alerts handled/s during the flood"),
+    ("alerts handled/s after the flood", "acknowledged/s during the flood"),
 ]
 
 
