@@ -201,9 +201,16 @@ def _check(args: argparse.Namespace) -> int:
     load_config(source)  # raises ConfigError with the key, the value and what is allowed
     print(f"config: OK ({source or 'defaults and VIGIL_* variables'})", file=sys.stderr)
     alerts: Path = args.alerts_dir
+    if not alerts.is_dir():
+        raise CommandError(f"--alerts-dir {str(alerts)!r} is not a folder (it should hold "
+                           "*.rules.yml, prometheus.yml and alertmanager.yml)")
     failures = []
     promtool, amtool = shutil.which("promtool"), shutil.which("amtool")
     rules = sorted(str(p) for p in alerts.glob("*.rules.yml"))
+    if not rules and not (alerts / "prometheus.yml").exists() \
+            and not (alerts / "alertmanager.yml").exists():
+        raise CommandError(f"nothing to check in {str(alerts)!r}: no *.rules.yml, "
+                           "prometheus.yml or alertmanager.yml")
     checks: list[tuple[str, list[str]]] = []
     if promtool and rules:
         checks.append(("rules", [promtool, "check", "rules", *rules]))

@@ -145,3 +145,19 @@ def test_serve_stops_cleanly_on_a_signal(sig: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert '"message": "alert delivery stopped"' in out
     assert (tmp_path / "state" / "alerts.sqlite3").exists()
+
+
+def test_check_fails_on_a_missing_alerts_dir(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """vigil check --alerts-dir on a path that is not a folder fails in one line, exit 1."""
+    assert main(["check", "--alerts-dir", str(tmp_path / "nonexistent")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("vigil: error: --alerts-dir")
+    assert "is not a folder" in err
+
+
+def test_check_fails_when_there_is_nothing_to_check(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """An alerts folder with no rules and no configs is an error, not "OK"."""
+    assert main(["check", "--alerts-dir", str(tmp_path)]) == 1
+    assert "nothing to check" in capsys.readouterr().err
