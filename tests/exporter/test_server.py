@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from tests.integration.conftest import wait_until
 
 from vigil.config import ExporterSettings
 from vigil.monitoring.alerts import Alert, AlertManager
@@ -111,10 +112,7 @@ def test_embedded_stop_finishes_the_running_call_and_keeps_the_rest(tmp_path: Pa
 
         def release_once_stopping() -> None:
             # The call may finish only after the stop began: then b and c must stay stored.
-            for _ in range(1000):
-                if not app.state.delivery.alive:
-                    break
-                threading.Event().wait(0.01)
+            wait_until(lambda: not app.state.delivery.alive, 10, "the stop to begin", 0.01)
             gate.set()
 
         threading.Thread(target=release_once_stopping).start()
@@ -124,11 +122,7 @@ def test_embedded_stop_finishes_the_running_call_and_keeps_the_rest(tmp_path: Pa
         again = start_exporter(port=0, settings=settings, app=create_app(
             settings=settings, registry=registry, alert_manager=manager))
         try:
-            waiting = threading.Event()
-            for _ in range(1000):  # polling the handler's list, 10 s at most
-                if len(got) == 3:
-                    break
-                waiting.wait(0.01)
+            wait_until(lambda: len(got) == 3, 10, "the stored alerts to be delivered", 0.01)
             assert got == ["a", "b", "c"]
         finally:
             again.stop()

@@ -39,6 +39,7 @@ from vigil_exporter.store import (
     Incoming,
     StoreStats,
     is_redelivery,
+    next_episode,
 )
 
 __all__ = ["FILE_NAME", "SCHEMA_VERSION", "SQLiteStore"]
@@ -152,7 +153,7 @@ class SQLiteStore:
         with self._write(durable=True) as db:
             touched = db.execute("SELECT COALESCE(MAX(touched), 0) FROM identities"
                                  ).fetchone()[0]
-            fresh: list[tuple[Incoming, str]] = []
+            fresh: list[tuple[Incoming, str, int]] = []  # alert, payload JSON, its bytes
             duplicates = 0
             for alert in alerts:
                 touched += 1
@@ -164,23 +165,24 @@ class SQLiteStore:
                     db.execute("UPDATE identities SET touched = ? WHERE identity = ?",
                                (touched, alert.identity))
                     continue
+                episode = next_episode(previous, alert.status, alert.starts_at, alert.ends_at)
                 db.execute("INSERT OR REPLACE INTO identities VALUES (?, ?, ?, ?, ?)",
-                           (alert.identity, alert.status, alert.starts_at, alert.ends_at,
-                            touched))
-                fresh.append((alert, alert.encoded()))
+                           (alert.identity, episode.status, episode.starts_at,
+                            episode.ends_at, touched))
+                text = alert.encoded()
+                fresh.append((alert, text, len(text.encode("utf-8", "surrogatepass"))))
             if fresh and handlers:
                 count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM alerts "
                                          "WHERE open > 0").fetchone()
-                adding = sum(len(text.encode("utf-8", "surrogatepass")) for _, text in fresh)
+                adding = sum(n for _, _, n in fresh)
                 if count and (count + len(fresh) > settings.store_max_alerts
                               or size + adding > settings.store_max_bytes):
                     raise _Full
-                for alert, text in fresh:
+                for alert, text, alert_bytes in fresh:
                     seq = db.execute(
                         "INSERT INTO alerts (id, received, payload, bytes, open) "
                         "VALUES (?, ?, ?, ?, ?)",
-                        (alert.id, now, text, len(text.encode("utf-8", "surrogatepass")),
-                         len(handlers))).lastrowid
+                        (alert.id, now, text, alert_bytes, len(handlers))).lastrowid
                     db.executemany(
                         "INSERT INTO deliveries (seq, handler, state, attempt, due) "
                         "VALUES (?, ?, 'pending', 1, ?)",
@@ -190,7 +192,7 @@ class SQLiteStore:
                        "identities ORDER BY touched DESC LIMIT 1 OFFSET ?)",
                        (settings.webhook_dedup_size,))
         return Accepted("accepted", len(fresh), duplicates,
-                        tuple(alert.id for alert, _ in fresh))
+                        tuple(alert.id for alert, _, _ in fresh))
 
     # -- the delivery loop's side ----------------------------------------------------------
 
