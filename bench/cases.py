@@ -429,6 +429,37 @@ def scrape_rows(budget: Budget, series: int) -> list[Result]:
 MEMORY_BUDGET_MB = 20.0
 
 
+def multiprocess_rows(budget: Budget) -> list[Result]:
+    """``@monitor_performance`` under prometheus_client's multiprocess mode, each mode in a
+    child process of its own (the mode is fixed at import)."""
+    import os
+    import tempfile
+
+    figures = {}
+    for mode in ("single", "multi"):
+        with tempfile.TemporaryDirectory() as folder:
+            env = {k: v for k, v in os.environ.items()
+                   if k.lower() != "prometheus_multiproc_dir"}
+            if mode == "multi":
+                env["PROMETHEUS_MULTIPROC_DIR"] = folder
+            argv = [sys.executable, "-m", "bench.multiprocess"]
+            done = subprocess.run(argv + (["--quick"] if budget.quick else []), cwd=ROOT,
+                                  env=env, capture_output=True, text=True, check=False,
+                                  timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"bench.multiprocess failed ({done.returncode}): "
+                               f"{done.stderr[-2000:]}")
+        figures[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    multi, single = figures["multi"], figures["single"]
+    case = "`@monitor_performance` under `PROMETHEUS_MULTIPROC_DIR`"
+    return [
+        Result(case, multi["vigil"] * MICRO,
+               "prometheus_client decorator, multiprocess mode", multi["peer"] * MICRO, "µs"),
+        Result(case, multi["vigil"] * MICRO, "vigil single-process (another process)",
+               single["vigil"] * MICRO, "µs"),
+    ]
+
+
 def memory_rows(records: int, baseline: int) -> list[Result]:
     """RSS growth over ``records`` rounds after the first ``baseline``, in a fresh process."""
     done = subprocess.run(

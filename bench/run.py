@@ -33,6 +33,7 @@ ROWS: dict[str, Callable[[Budget, argparse.Namespace], list[cases.Result]]] = {
     "logs": lambda b, a: cases.logging_rows(b),
     "exposition": lambda b, a: cases.exposition_rows(b, a.series),
     "scrape": lambda b, a: cases.scrape_rows(b, a.series),
+    "multiprocess": lambda b, a: cases.multiprocess_rows(b),
     "memory": lambda b, a: cases.memory_rows(a.records, a.baseline),
     "webhook": lambda b, a: webhook.webhook_rows(b),
 }

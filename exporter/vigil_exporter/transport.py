@@ -197,11 +197,10 @@ class ConnectionGuard:
         # Connections waiting for a request head, the longest waiting first: evicted first.
         self.waiting: OrderedDict[GuardedH11Protocol, None] = OrderedDict()
         self._open = gauge(registry, "vigil_exporter_connections",
-                           "Open HTTP connections to the exporter.",
-                           multiprocess_mode="livesum").metric
+                           "Open HTTP connections to the exporter.").metric
         gauge(registry, "vigil_exporter_max_connections",
               "The exporter's connection cap in force (exporter.max_connections, lowered to "
-              "fit the open-file limit).", multiprocess_mode="max").metric.set(
+              "fit the open-file limit).").metric.set(
                   self.max_connections)
         self._closed = counter(registry, "vigil_exporter_connections_closed_total",
                                "Connections the exporter closed itself, by reason: head_timeout, "

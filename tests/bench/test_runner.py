@@ -45,6 +45,8 @@ EXPECTED = [
     ("`/metrics`, 200 series", "`generate_latest`"),
     ("while `/metrics` renders, p99 latency", "no scrape"),
     ("while `/metrics` renders, longest single call", "one render"),
+    ("under `PROMETHEUS_MULTIPROC_DIR`", "prometheus_client decorator, multiprocess mode"),
+    ("under `PROMETHEUS_MULTIPROC_DIR`", "vigil single-process"),
     ("RSS growth", "budget"),
     ("webhook 2xx, p50", "`GET /healthz`"),
     ("webhook 2xx, p99", "`GET /healthz`, p99"),

@@ -116,6 +116,7 @@ from vigil.clock import SYSTEM_CLOCK, Clock, SystemClock
 from vigil.config import ConfigError, get_config
 from vigil.error_handling.errors import CircuitOpenError
 from vigil.error_handling.events import EventPublisher
+from vigil.forks import at_fork
 from vigil.monitoring import alerts as _alerts
 from vigil.monitoring import instruments
 from vigil.monitoring import metrics as _metrics
@@ -624,6 +625,14 @@ class BreakerStateMachine:
         self._pending.append(StateTransition(self.name, current, to, now, reason))
         return True
 
+    def after_fork(self) -> CircuitState:
+        """In a forked child: fresh locks, the parent's unpublished transitions dropped (the
+        parent publishes them); returns the state, for the child to show."""
+        self._lock, self._publish_lock = threading.Lock(), threading.Lock()
+        self._publishing = None
+        self._pending.clear()
+        return self._state
+
     # -- publishing ------------------------------------------------------------------------
 
     def _flush(self) -> None:
@@ -681,14 +690,13 @@ class _Reporter:
         self._name = name
         self._logger = logger
         self._alerts = alert_sender
-        # "liveall": under multiprocess mode a dead worker's state series disappear with it.
+        # Per worker under multiprocess mode ("liveall", vigil.monitoring.multiprocess).
         state = instruments.gauge(
             registry, STATE_METRIC,
             "Circuit breaker state: 1 for the current state, 0 for the other two.",
-            ["breaker", "state"], multiprocess_mode="liveall")
+            ["breaker", "state"])
         self._state = {member: state.labels(name, member.value) for member in CircuitState}
-        for member, child in self._state.items():
-            child.set(1 if member is _CLOSED else 0)
+        self.show(_CLOSED)
         self._transitions = instruments.counter(
             registry, TRANSITIONS_METRIC, "Circuit breaker state changes.",
             ["breaker", "from_state", "to_state"])
@@ -698,6 +706,11 @@ class _Reporter:
             "than slow_call_duration), failure, ignored (an exception that is not a failure) "
             "or rejected (not run).", ["breaker", "outcome"])
         self.calls = {outcome: calls.labels(name, outcome) for outcome in OUTCOMES}
+
+    def show(self, current: CircuitState) -> None:
+        """Set the state gauge: 1 for ``current``, 0 for the other two."""
+        for member, child in self._state.items():
+            child.set(1 if member is current else 0)
 
     def count(self, event: BreakerEvent) -> None:
         """Metrics subscriber: state gauge and transitions; rejected calls."""
@@ -739,6 +752,25 @@ _registry_lock = threading.Lock()
 _live: weakref.WeakValueDictionary[int, CircuitBreaker] = weakref.WeakValueDictionary()
 _live_keys = itertools.count()
 _unnamed_serials = itertools.count(1)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (gunicorn --preload) shows each breaker's state in its own files.
+
+    prometheus_client gives a child fresh per-pid files, where the state gauge would read 0
+    for all three states until the breaker's next transition (and an alert on it could never
+    fire); the child publishes its current state at once instead.
+    """
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for breaker in list(_live.values()):
+        breaker._bind_lock = threading.Lock()
+        core = breaker._core
+        if core is not None:
+            breaker._reporter.show(core.after_fork())
+
+
+at_fork(after_in_child=_after_fork_in_child)
 
 
 def all_breakers() -> list[CircuitBreaker]:
@@ -790,11 +822,12 @@ class CircuitBreaker:
 
     __slots__ = ("__weakref__", "_alert_sender", "_bind_lock", "_call_events", "_clock",
                  "_core", "_counters", "_events", "_expected_predicate", "_expected_types",
-                 "_fallback", "_logger", "_name", "_now", "_registry", "policy")
+                 "_fallback", "_logger", "_name", "_now", "_registry", "_reporter", "policy")
 
     _call_events: EventPublisher[CallOutcome]
     _counters: dict[Outcome, Any]
     _events: EventPublisher[BreakerEvent]
+    _reporter: _Reporter
 
     def __init__(self, failure_threshold: int | None = None,
                  recovery_timeout: float | None = None,
@@ -861,6 +894,7 @@ class CircuitBreaker:
             name = safe_text(self._name or default_name or f"breaker-{next(_unnamed_serials)}")
             self._name = name
             reporter = _Reporter(name, self._registry, self._logger, self._alert_sender)
+            self._reporter = reporter
             self._counters = reporter.calls
             self._events = EventPublisher(name, self._registry)
             self._call_events = EventPublisher(name, self._registry)

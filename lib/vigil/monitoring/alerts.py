@@ -68,6 +68,7 @@ from prometheus_client import CollectorRegistry
 
 from vigil.clock import SYSTEM_CLOCK, Clock, format_rfc3339
 from vigil.config import AlertSettings, VigilConfig, get_config, on_configure
+from vigil.forks import at_fork
 from vigil.monitoring.instruments import counter
 from vigil.monitoring.logs import TOO_DEEP, StructuredLogger
 from vigil.monitoring.metrics import performance_monitor
@@ -340,6 +341,30 @@ class AlertManager:
                                  "Alert handler failures: reason is error (raised), hung (ran "
                                  "past handler_timeout) or dropped (its queue was full).",
                                  ["handler", "reason"])
+        at_fork(after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child's manager: fresh locks and queues, a new thread per handler.
+
+        Alerts queued in the parent are the parent's to handle (its threads still run there);
+        the child starts empty and handles what it sends itself, so a handler registered
+        before gunicorn's ``--preload`` fork works in every worker.
+        """
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        if self._closed:
+            return
+        for worker in self._workers:
+            worker.queue = queue.SimpleQueue()
+            worker.queued, worker.started_at = 0, None
+            worker.hung_reported = worker.dropping = False
+            worker.runner = HandlerRunner(worker.handler)
+            worker.thread = self._thread_for(worker)
+            worker.thread.start()
+
+    def _thread_for(self, worker: _Worker) -> threading.Thread:
+        return threading.Thread(target=self._work, args=(worker,), daemon=True,
+                                name=f"vigil-alert-handler[{worker.name}]")
 
     # -- settings ------------------------------------------------------------------------
 
@@ -512,8 +537,7 @@ class AlertManager:
                 n += 1
                 unique = f"{key}#{n}"
             worker = _Worker(handler, unique)
-            worker.thread = threading.Thread(target=self._work, args=(worker,), daemon=True,
-                                             name=f"vigil-alert-handler[{worker.name}]")
+            worker.thread = self._thread_for(worker)
             self._workers.append(worker)
         worker.thread.start()
         self._arm_exit_flush()

@@ -47,7 +47,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mappi
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, values
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -62,6 +62,7 @@ from vigil.clock import SYSTEM_CLOCK, Clock
 from vigil.config import VigilConfig, get_config, on_configure
 from vigil.monitoring import instruments
 from vigil.monitoring.context import current_span as _current_span
+from vigil.monitoring.multiprocess import MULTIPROCESS
 from vigil.monitoring.resources import ResourceMonitor, ResourceUsage
 from vigil.text import safe_text
 
@@ -88,8 +89,6 @@ GENERIC_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 
                                       20000, 50000, 100000)
 _PERCENTILES = (("p50", 50), ("p95", 95), ("p99", 99))
 _UPDATE: dict[str, str] = {"counter": "inc", "gauge": "set", "histogram": "observe"}
-# prometheus_client picks its value class at import from PROMETHEUS_MULTIPROC_DIR; so do we.
-_MULTIPROCESS = values.ValueClass is not values.MutexValue
 _INF = math.inf
 
 
@@ -266,6 +265,15 @@ class PerformanceMonitor:
         if self._resources is not None:
             self._resources.stop(timeout)
 
+    def leave_monitoring_to_workers(self) -> None:
+        """Stop the sampler in this process and run it in each process forked from it.
+
+        For a prefork master (:func:`vigil.gunicorn.when_ready`): the workers sample
+        themselves; a sampler that was not running stays off everywhere.
+        """
+        if self._resources is not None:
+            self._resources.leave_to_workers()
+
     @property
     def monitoring(self) -> bool:
         """Whether the resource sampler is running."""
@@ -434,11 +442,24 @@ class _FunctionRecorder(_CallHistory):
     the numbers into the ``vigil_function_*`` families at scrape time.
     """
 
-    __slots__ = ("_started", "bounds", "buckets", "count", "enter", "errors", "exemplars", "les",
-                 "lock", "max_errors", "name", "now", "total")
+    __slots__ = (
+        "_started",
+        "bounds",
+        "buckets",
+        "count",
+        "enter",
+        "errors",
+        "errors_cap",
+        "exemplars",
+        "les",
+        "lock",
+        "name",
+        "now",
+        "total",
+    )
 
     def __init__(self, name: str, retention: int, now: Callable[[], float],
-                 max_errors: int) -> None:
+                 errors_cap: instruments.SeriesCap) -> None:
         super().__init__(retention)
         self.name = name
         self.now = now
@@ -450,7 +471,7 @@ class _FunctionRecorder(_CallHistory):
         self.count = 0
         self.total = 0.0
         self.errors: dict[str, int] = {}
-        self.max_errors = max_errors
+        self.errors_cap = errors_cap
         self.exemplars: dict[int, Exemplar] = {}
         self._started = itertools.count()
         self.enter: Callable[[], object] = self._started.__next__
@@ -472,7 +493,7 @@ class _FunctionRecorder(_CallHistory):
                 self.exemplars[index] = Exemplar({"trace_id": span.trace_id}, seconds, now)
             if failed:
                 kind = type(error).__name__
-                if kind not in self.errors and len(self.errors) >= self.max_errors:
+                if kind not in self.errors and not self.errors_cap.admit((self.name, kind)):
                     kind = instruments.OVERFLOW_LABEL_VALUE
                 self.errors[kind] = self.errors.get(kind, 0) + 1
         self.calls.append((now, seconds * 1000.0, failed))
@@ -548,16 +569,18 @@ class _MultiprocessRecorder(_CallHistory):
         self.duration = instruments.histogram(
             registry, "vigil_function_duration_seconds",
             "Duration of calls to functions decorated with @monitor_performance.",
-            ["function"]).labels(name)
+            ["function"], max_series=_UNCAPPED).labels(name)
         self.calls_child = instruments.counter(
             registry, "vigil_function_calls_total",
-            "Calls to functions decorated with @monitor_performance.", ["function"]).labels(name)
+            "Calls to functions decorated with @monitor_performance.", ["function"],
+            max_series=_UNCAPPED).labels(name)
+        _errors_cap(registry)  # the same cap as the single-process path's
         self.errors_family = instruments.counter(
-            registry, "vigil_function_errors_total", "Calls that raised, by exception class.",
-            ["function", "exception"])
+            registry, _ERRORS, "Calls that raised, by exception class.",
+            ["function", "exception"], keep=("function",))
         running = instruments.gauge(
             registry, "vigil_function_in_progress", "Calls currently running.", ["function"],
-            multiprocess_mode="livesum").labels(name)
+            max_series=_UNCAPPED).labels(name)
         self.enter: Callable[[], object] = running.inc
         self.exit: Callable[[], object] = running.dec
 
@@ -577,6 +600,17 @@ class _MultiprocessRecorder(_CallHistory):
 
 Recorder = _FunctionRecorder | _MultiprocessRecorder
 
+# The function label is not capped in either mode: its values are the names given to
+# @monitor_performance in code, not data. The exception label is, per (function, exception)
+# pair, with the function kept in the overflow series.
+_UNCAPPED = 2 ** 63
+_ERRORS = "vigil_function_errors_total"
+
+
+def _errors_cap(registry: CollectorRegistry) -> instruments.SeriesCap:
+    return instruments.series_cap(registry, _ERRORS, ("function", "exception"),
+                                  keep=("function",))
+
 
 def _recorder(monitor: PerformanceMonitor, name: str) -> Recorder:
     """The recorder for ``name`` on ``monitor`` (one per name: re-decorating shares it)."""
@@ -587,14 +621,14 @@ def _recorder(monitor: PerformanceMonitor, name: str) -> Recorder:
             return existing
         now = monitor._clock.time
         rec: Recorder
-        if _MULTIPROCESS:
+        if MULTIPROCESS:
             rec = _MultiprocessRecorder(name, monitor._retention, now, monitor.registry)
         else:
             if monitor._function_collector is None:
                 monitor._function_collector = _FunctionCollector()
                 monitor.registry.register(monitor._function_collector)
             rec = _FunctionRecorder(name, monitor._retention, now,
-                                    get_config().monitoring.metrics.max_series_per_metric)
+                                    _errors_cap(monitor.registry))
             monitor._function_collector.add(rec)
         monitor._functions[name] = rec
     history: _CallHistory = rec

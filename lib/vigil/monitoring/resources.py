@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from vigil.clock import SYSTEM_CLOCK, Clock
 from vigil.config import ConfigError, get_config
+from vigil.forks import at_fork
 from vigil.monitoring.instruments import counter, gauge
 
 __all__ = ["THREAD_NAME", "ResourceMonitor", "ResourceUsage", "capture_resource_usage"]
@@ -134,34 +135,25 @@ class _Gauges:
 
 
 def _make_gauges(registry: CollectorRegistry) -> _Gauges:
-    # Multiprocess modes (they matter only under PROMETHEUS_MULTIPROC_DIR):
-    # - per-process figures use "livesum": summed over the live workers they give the whole
-    #   application's use (cores busy, RSS, threads), and dead workers drop out;
-    # - system-wide figures use "livemax": every worker measures the same machine, so a sum
-    #   would multiply it by the worker count; "max" without "live" would keep dead workers'
-    #   last readings forever;
-    # - the timestamp uses "livemin": the oldest of the live workers' latest samples, so a
-    #   staleness alert fires when ANY worker's sampler stalls.
-    def make(name: str, doc: str, mode: str) -> Gauge:
-        return gauge(registry, name, doc, multiprocess_mode=mode).metric
+    # Their multiprocess modes (livesum, livemax, livemin) are vigil.monitoring.multiprocess's.
+    def make(name: str, doc: str) -> Gauge:
+        return gauge(registry, name, doc).metric
 
     return _Gauges(
         cpu=make("vigil_process_cpu_usage_cores",
-                 "CPU used by the process since the previous sample, in cores (1 = one core busy).",
-                 "livesum"),
+                 "CPU used by the process since the previous sample, in cores "
+                 "(1 = one core busy)."),
         rss=make("vigil_process_resident_memory_bytes",
-                 "Resident set size of the process, in bytes.", "livesum"),
+                 "Resident set size of the process, in bytes."),
         memory=make("vigil_process_memory_usage_ratio",
-                    "Resident set size of the process as a share of physical memory (0..1).",
-                    "livesum"),
-        threads=make("vigil_process_threads", "Threads in the process.", "livesum"),
+                    "Resident set size of the process as a share of physical memory (0..1)."),
+        threads=make("vigil_process_threads", "Threads in the process."),
         system_cpu=make("vigil_system_cpu_usage_ratio",
-                        "CPU busy on the whole machine since the previous sample (0..1).",
-                        "livemax"),
+                        "CPU busy on the whole machine since the previous sample (0..1)."),
         system_memory=make("vigil_system_memory_usage_ratio",
-                           "Memory in use on the whole machine (0..1).", "livemax"),
+                           "Memory in use on the whole machine (0..1)."),
         timestamp=make("vigil_resource_last_sample_timestamp_seconds",
-                       "Unix time of the last successful resource sample.", "livemin"),
+                       "Unix time of the last successful resource sample."),
     )
 
 
@@ -185,8 +177,12 @@ class ResourceMonitor:
         self._sampler: Callable[[], ResourceUsage] = (
             sampler if sampler is not None else capture_resource_usage)
         self._lock = threading.Lock()
+        # Held while a sample is taken and published, and across a fork (vigil.forks): the
+        # child must not inherit prometheus_client's file lock held by a half-done sample.
+        self._sample_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop_event: threading.Event | None = None
+        self._in_forks = False  # leave_to_workers(): sample in forked children, not here
         self._last_usage: ResourceUsage | None = None
         self._gauges: _Gauges | None = None
         self._open_fds: Gauge | None = None
@@ -195,6 +191,36 @@ class ResourceMonitor:
         self._errors = counter(
             registry, "vigil_resource_sample_errors_total",
             "Resource samples that raised instead of producing a reading.").metric
+        at_fork(before=self._hold_for_fork, after_in_parent=self._release_after_fork,
+                after_in_child=self._after_fork_in_child)
+
+    def _hold_for_fork(self) -> None:
+        self._sample_lock.acquire()
+
+    def _release_after_fork(self) -> None:
+        self._sample_lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: fresh locks, and the sampler restarted if the parent ran one
+        (or handed it to its workers with :meth:`leave_to_workers`)."""
+        self._lock, self._sample_lock = threading.Lock(), threading.Lock()
+        stop = self._stop_event
+        wanted = self._in_forks or (self._thread is not None and stop is not None
+                                    and not stop.is_set())
+        self._thread = self._stop_event = None
+        self._in_forks = False
+        if wanted:
+            self.start()
+
+    def leave_to_workers(self) -> None:
+        """Stop sampling in this process, and sample in every process forked from it.
+
+        For a prefork master (gunicorn's ``when_ready`` hook in :mod:`vigil.gunicorn`): its
+        workers report themselves; the master, which serves nothing, reports nothing.
+        """
+        with self._lock:
+            self._in_forks = self._in_forks or self.running
+        self.stop()
 
     @property
     def interval(self) -> float:
@@ -228,8 +254,9 @@ class ResourceMonitor:
         exception propagates (the background thread catches it); the gauges keep their values.
         """
         try:
-            usage = self._sampler()
-            self._publish(usage)
+            with self._sample_lock:
+                usage = self._sampler()
+                self._publish(usage)
         except Exception:
             self._errors.inc()
             raise
@@ -249,8 +276,7 @@ class ResourceMonitor:
         if usage.open_fds is not None:
             if self._open_fds is None:
                 self._open_fds = gauge(self._registry, "vigil_process_open_fds",
-                                       "File descriptors open in the process.",
-                                       multiprocess_mode="livesum").metric
+                                       "File descriptors open in the process.").metric
             self._open_fds.set(usage.open_fds)
         # Last, so that it only moves once the reading is fully published.
         g.timestamp.set(usage.timestamp)

@@ -67,7 +67,7 @@ from itertools import islice
 from types import TracebackType
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
-from prometheus_client import CollectorRegistry, values
+from prometheus_client import CollectorRegistry
 from prometheus_client import metrics as _prometheus_metrics
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -84,6 +84,7 @@ from vigil.monitoring import instruments
 from vigil.monitoring.context import SpanContext, _bits, _current
 from vigil.monitoring.logs import StructuredLogger
 from vigil.monitoring.metrics import performance_monitor
+from vigil.monitoring.multiprocess import MULTIPROCESS
 from vigil.text import safe_text
 
 __all__ = [
@@ -154,15 +155,10 @@ class _Series:
         self.next_exemplar = [float("-inf")] * (len(_BUCKETS) + 1)
 
 
-# prometheus_client picks its value class at import from PROMETHEUS_MULTIPROC_DIR; so do we
-# (as vigil.monitoring.metrics does for @monitor_performance).
-_MULTIPROCESS = values.ValueClass is not values.MutexValue
 _DURATION = "vigil_trace_duration_seconds"
 _DURATION_DOC = "Duration of traced operations, by outcome."
 _DURATION_LABELS = ("component", "operation", "status")
 _LES = tuple(floatToGoString(b) for b in (*_BUCKETS, float("inf")))  # type: ignore[no-untyped-call]
-_DROPPED_SERIES_DOC = ("Records sent to the 'other' series because a metric reached its "
-                       "label-set cap.")  # instruments' text: the family is shared
 
 
 class _Durations:
@@ -209,10 +205,7 @@ class _DurationCollector(Collector):
     def __init__(self, registry: CollectorRegistry) -> None:
         self._lock = threading.Lock()
         self._stores: list[_Store] = []
-        self._admitted: set[tuple[str, str, str]] = set()
-        self.max_series = get_config().monitoring.metrics.max_series_per_metric
-        self._dropped = instruments.counter(
-            registry, "vigil_dropped_series_total", _DROPPED_SERIES_DOC, ["metric"]).metric
+        self._cap = instruments.series_cap(registry, _DURATION, _DURATION_LABELS)
 
     def add(self, store: _Store) -> None:
         with self._lock:
@@ -220,14 +213,7 @@ class _DurationCollector(Collector):
 
     def admit(self, key: tuple[str, str, str]) -> bool:
         """Whether ``key`` has (or now gets) a series of its own; if not, counts the drop."""
-        with self._lock:
-            if key in self._admitted:
-                return True
-            if len(self._admitted) < self.max_series:
-                self._admitted.add(key)
-                return True
-        self._dropped.labels(_DURATION).inc()
-        return False
+        return self._cap.admit(key)
 
     def describe(self) -> list[Metric]:
         return [HistogramMetricFamily(_DURATION, _DURATION_DOC, labels=_DURATION_LABELS)]
@@ -386,7 +372,7 @@ class ExecutionTracer:
         self._dropped_since_warning = 0
         self._next_drop_warning = float("-inf")
 
-        if _MULTIPROCESS:
+        if MULTIPROCESS:
             # Every value must live in prometheus_client's files for MultiProcessCollector to
             # add the workers up, so the histogram stays a prometheus_client one there.
             self._duration: instruments.Family[Any] | None = instruments.histogram(

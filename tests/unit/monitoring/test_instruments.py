@@ -55,3 +55,35 @@ def test_histogram_uses_given_buckets() -> None:
     family.metric.observe(3)
     assert registry.get_sample_value("h_ms_bucket", {"le": "5.0"}) == 1
     assert registry.get_sample_value("h_ms_bucket", {"le": "1.0"}) == 0
+
+
+def test_keep_labels_stay_in_the_overflow_series() -> None:
+    """A kept label (from code, not data) keeps its value in the overflow series."""
+    registry = CollectorRegistry()
+    family = instruments.counter(registry, "calls_total", "doc", ["function", "kind"],
+                                 max_series=1, keep=("function",))
+    family.labels("f", "a").inc()
+    family.labels("f", "b").inc()
+    family.labels("g", "c").inc()
+    assert registry.get_sample_value("calls_total", {"function": "f", "kind": "other"}) == 1
+    assert registry.get_sample_value("calls_total", {"function": "g", "kind": "other"}) == 1
+    assert registry.get_sample_value("vigil_dropped_series_total",
+                                     {"metric": "calls_total"}) == 2
+
+
+def test_keep_must_name_a_label() -> None:
+    """keep= naming a label the metric does not have is a ValueError naming both."""
+    with pytest.raises(ValueError, match=r"keep=\['nope'\] are not among its labels \['a'\]"):
+        instruments.counter(CollectorRegistry(), "k_total", "doc", ["a"], keep=("nope",))
+
+
+def test_one_cap_per_metric_name_on_a_registry() -> None:
+    """series_cap() gives every path recording one metric the same cap object."""
+    registry = CollectorRegistry()
+    cap = instruments.series_cap(registry, "m_total", ["a"], max_series=1)
+    assert instruments.series_cap(registry, "m_total", ["a"]) is cap
+    family = instruments.counter(registry, "m_total", "doc", ["a"])
+    assert family.max_series == 1
+    assert cap.admit(("x",)) and not cap.admit(("y",))
+    family.labels("y").inc()  # refused by the shared cap: the overflow series
+    assert registry.get_sample_value("m_total", {"a": "other"}) == 1
