@@ -72,3 +72,14 @@ def test_the_first_example_prints_its_alert_outside_the_repository(tmp_path: Pat
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "disk almost full" in result.stdout.splitlines(), result.stdout
+
+
+def test_every_gauge_row_says_how_workers_combine() -> None:
+    """Each vigil gauge's row shows its multiprocess mode from multiprocess.GAUGE_MODES."""
+    from vigil.monitoring.multiprocess import GAUGE_MODES
+
+    rows = _table_rows()
+    wrong = sorted(name for name, mode in GAUGE_MODES.items()
+                   if not any(row.startswith(f"| `{name}` | gauge |") and f"| `{mode}` |" in row
+                              for row in rows))
+    assert wrong == []

@@ -43,8 +43,11 @@ How it behaves:
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import socket
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -67,12 +70,15 @@ from vigil.error_handling.breaker import CircuitBreaker, all_breakers
 from vigil.monitoring import alerts as vigil_alerts
 from vigil.monitoring import logs as vigil_logs
 from vigil.monitoring import metrics as vigil_metrics
+from vigil.monitoring import multiprocess as vigil_multiprocess
 from vigil.monitoring import tracing as vigil_tracing
 from vigil.monitoring.alerts import AlertManager, AlertSeverity
 from vigil.monitoring.instruments import counter
 from vigil.monitoring.logs import StructuredLogger
 from vigil.monitoring.metrics import PerformanceMonitor
+from vigil.monitoring.multiprocess import exposition
 from vigil.monitoring.tracing import ExecutionTracer
+from vigil.text import safe_text
 from vigil_exporter.auth import Credentials, WebhookAuth
 from vigil_exporter.delivery import DeliveryLoop, StoreCollector
 from vigil_exporter.policy import (
@@ -114,10 +120,12 @@ __all__ = [
     "ErrorResponse",
     "LogEntry",
     "MetricStats",
+    "ProcessInfo",
     "RequestLimitsMiddleware",
     "StatusResponse",
     "TraceEntry",
     "TraceNode",
+    "TraceTree",
     "WebhookAccepted",
     "WebhookAuth",
     "create_app",
@@ -169,6 +177,30 @@ class DeadLetterInfo(BaseModel):
     alert: dict[str, Any] = Field(description="what the handler was given (redacted)")
 
 
+_API_SCOPE = (
+    "Scope: each worker process answers from its own in-memory buffers. Under several "
+    "workers (gunicorn -w N, uvicorn --workers N) an answer holds only what the worker that "
+    "took the request recorded (or inherited when it was forked), and the next request may "
+    "reach another worker: entries carry the pid and host of the process that holds them, "
+    "and the answer names the one that answered (headers Vigil-Pid, Vigil-Host, "
+    "Vigil-Multiprocess; `process` in object answers). /metrics, under prometheus_client's "
+    "multiprocess mode, adds up every worker; this API does not.")
+_PID = "process id of the worker whose buffer holds it"
+_HOST = "host name of that worker's machine"
+
+
+class ProcessInfo(BaseModel):
+    """The process that answered. Each worker process answers the JSON API from its own
+    in-memory buffers; under several workers the next request may reach another one."""
+
+    pid: int = Field(description="its process id")
+    host: str = Field(description="its host name (socket.gethostname())")
+    multiprocess: bool = Field(description=(
+        "prometheus_client's multiprocess mode is on (PROMETHEUS_MULTIPROC_DIR): several "
+        "workers share /metrics; false does not prove a single worker (uvicorn --workers "
+        "without it)"))
+
+
 class DeliveriesInfo(BaseModel):
     """The durable store between the webhook and the handlers."""
 
@@ -180,6 +212,8 @@ class DeliveriesInfo(BaseModel):
     pending_by_handler: dict[str, int]
     running_by_handler: dict[str, int]
     recent_dead_letters: list[DeadLetterInfo]
+    process: ProcessInfo = Field(description="the worker that answered (the store itself is "
+                                             "shared by every worker)")
 
 
 class BreakerInfo(BaseModel):
@@ -192,6 +226,12 @@ class BreakerInfo(BaseModel):
     seconds_until_probe: float = Field(description="while open: seconds until a trial call")
     recovery_timeout: float = Field(description="seconds the next trip keeps it open")
     failure_rate: float | None = Field(description="failures / calls in its sliding window")
+    pid: int = Field(description=_PID + " (a breaker's state is each worker's own)")
+    host: str = Field(description=_HOST)
+    workers: dict[str, str] | None = Field(
+        default=None, description="under multiprocess mode (PROMETHEUS_MULTIPROC_DIR): the "
+                                  "breaker's state in every live worker, by pid, from the "
+                                  "workers' metric files; null otherwise")
 
 
 class TraceEntry(BaseModel):
@@ -208,6 +248,8 @@ class TraceEntry(BaseModel):
     duration_ms: float | None
     metadata: dict[str, Any]
     error: dict[str, Any] | None
+    pid: int = Field(description=_PID + " (spans stay in the worker that recorded them)")
+    host: str = Field(description=_HOST)
 
 
 class TraceNode(TraceEntry):
@@ -216,6 +258,12 @@ class TraceNode(TraceEntry):
     children: list[TraceNode]
     truncated: bool = Field(False, description="descendants below this node were left out "
                                                f"(deeper than {MAX_TREE_DEPTH} levels)")
+
+
+class TraceTree(TraceNode):
+    """The entry asked for, its retained descendants, and the worker that answered."""
+
+    process: ProcessInfo
 
 
 class LogEntry(BaseModel):
@@ -227,6 +275,11 @@ class LogEntry(BaseModel):
     message: str
     trace_id: str | None
     span_id: str | None
+    service: str | None = Field(None, description="monitoring.logging.service, when set")
+    pid: int = Field(description="process id of the worker that wrote the line (its pid "
+                                 "field, else the worker that answered)")
+    host: str = Field(description="host name of that worker (the line's host field, else the "
+                                  "answering worker's)")
     metadata: dict[str, Any]
     exception: dict[str, Any] | None = None
 
@@ -246,6 +299,8 @@ class AlertInfo(BaseModel):
     labels: dict[str, str]
     annotations: dict[str, str]
     count: int
+    pid: int = Field(description=_PID)
+    host: str = Field(description=_HOST)
 
 
 class MetricStats(BaseModel):
@@ -260,13 +315,20 @@ class MetricStats(BaseModel):
     p50: float | None
     p95: float | None
     p99: float | None
+    process: ProcessInfo = Field(description="the worker that answered: the statistics are "
+                                             "over the records it holds")
 
 
 # --- queries: the JSON API's data, separate from the route wiring ---------------------------
 
 
 def breaker_list(breakers: Iterable[CircuitBreaker]) -> list[dict[str, Any]]:
-    """The ``/api/breakers`` entries for ``breakers``."""
+    """The ``/api/breakers`` entries for ``breakers``.
+
+    Under multiprocess mode each entry also has ``workers``: the breaker's state in every live
+    worker, by pid, read from the state gauge's files (so one answer shows them all).
+    """
+    workers = _states_by_worker() if vigil_multiprocess.MULTIPROCESS else None
     entries = []
     for breaker in breakers:
         snap = breaker.snapshot()
@@ -275,8 +337,19 @@ def breaker_list(breakers: Iterable[CircuitBreaker]) -> list[dict[str, Any]]:
             "failure_count": snap["failure_count"], "counts": snap["calls"],
             "seconds_until_probe": snap["seconds_until_probe"],
             "recovery_timeout": snap["recovery_timeout"], "failure_rate": snap["failure_rate"],
+            **({} if workers is None else {"workers": workers.get(snap["name"], {})}),
         })
     return entries
+
+
+def _states_by_worker() -> dict[str, dict[str, str]]:
+    """breaker -> pid -> state, from every live worker's ``vigil_circuit_breaker_state``."""
+    states: dict[str, dict[str, str]] = {}
+    for labels, value in vigil_multiprocess.per_worker("vigil_circuit_breaker_state"):
+        if value == 1 and "pid" in labels:
+            states.setdefault(labels.get("breaker", ""), {})[labels["pid"]] = \
+                labels.get("state", "")
+    return {name: dict(sorted(by_pid.items())) for name, by_pid in states.items()}
 
 
 def _redacted(metadata: Any) -> Any:
@@ -285,8 +358,13 @@ def _redacted(metadata: Any) -> Any:
         if metadata else metadata
 
 
-def trace_tree(tracer: ExecutionTracer, trace_id: str) -> dict[str, Any] | None:
-    """The tree under ``trace_id``, cut below :data:`MAX_TREE_DEPTH` levels; None if unknown."""
+def trace_tree(tracer: ExecutionTracer, trace_id: str,
+               process: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The tree under ``trace_id``, cut below :data:`MAX_TREE_DEPTH` levels; None if unknown.
+
+    With ``process`` (:func:`process_info`) every node gets its ``pid`` and ``host`` (unless
+    it has its own) and the root ``process``.
+    """
     tree = tracer.get_trace_tree(trace_id)
     if tree is None:
         return None
@@ -295,13 +373,42 @@ def trace_tree(tracer: ExecutionTracer, trace_id: str) -> dict[str, Any] | None:
     while stack:
         node, depth = stack.pop()
         node["metadata"] = _redacted(node.get("metadata"))
+        if process is not None:
+            _label(node, process)
         node["truncated"] = False
         if depth >= MAX_TREE_DEPTH and node["children"]:
             node["children"] = []
             node["truncated"] = True
         else:
             stack.extend((child, depth + 1) for child in node["children"])
+    if process is not None:
+        tree["process"] = dict(process)
     return tree
+
+
+def process_info() -> dict[str, Any]:
+    """The answering process, as the JSON API names it: ``{"pid", "host", "multiprocess"}``
+    (the current pid: right in a forked worker)."""
+    return {"pid": os.getpid(), "host": safe_text(socket.gethostname()),
+            "multiprocess": vigil_multiprocess.MULTIPROCESS}
+
+
+def _process_headers(process: Mapping[str, Any]) -> dict[str, str]:
+    """``Vigil-Pid``, ``Vigil-Host`` (percent-encoded if not printable ASCII) and
+    ``Vigil-Multiprocess`` for an answer of ``process``."""
+    host = str(process["host"])
+    if not (host.isascii() and host.isprintable()):
+        host = urllib.parse.quote(host, safe="", errors="replace")
+    return {"Vigil-Pid": str(process["pid"]), "Vigil-Host": host,
+            "Vigil-Multiprocess": "true" if process["multiprocess"] else "false"}
+
+
+def _label(entry: dict[str, Any], process: Mapping[str, Any]) -> dict[str, Any]:
+    """``entry`` with ``pid`` and ``host``: its own when it has them (a log line's fields),
+    else the answering process's, whose buffer holds it."""
+    entry.setdefault("pid", process["pid"])
+    entry.setdefault("host", process["host"])
+    return entry
 
 
 def metric_stats(monitor: PerformanceMonitor, name: str) -> dict[str, Any] | None:
@@ -321,7 +428,8 @@ def render_metrics(registry: CollectorRegistry, accept: str, accept_encoding: st
     ``names`` when given.
     """
     encoder, content_type = _choose_encoder(accept)
-    target: Any = registry.restricted_registry(names) if names else registry
+    served = exposition(registry)  # every worker's numbers under multiprocess mode
+    target: Any = served.restricted_registry(names) if names else served
     body = encoder(target)
     headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
     if gzip_accepted(accept_encoding):
@@ -754,33 +862,64 @@ def _pick(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: _ERRORS[code] for code in codes}
 
 
+def _answered(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The routes' documented answers: ``_pick(codes)`` and a 200 naming its process headers."""
+    return {200: {"headers": _PROCESS_HEADERS}, **_pick(*codes)}
+
+
+_PROCESS_HEADERS = {
+    "Vigil-Pid": {"description": "process id of the worker that answered",
+                  "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "Vigil-Host": {"description": "its host name (percent-encoded when not printable ASCII)",
+                   "schema": {"type": "string"}},
+    "Vigil-Multiprocess": {"description": "whether prometheus_client's multiprocess mode is on",
+                           "schema": {"type": "string", "enum": ["true", "false"]}},
+}
+
+
 def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer,
                     monitor: PerformanceMonitor, settings: ExporterSettings) -> None:
     # Plain ``def``: FastAPI runs them in its thread pool, so the queries' locks and the JSON
-    # encoding of up to 1000 entries never hold up the event loop.
+    # encoding of up to 1000 entries never hold up the event loop. Every answer names the
+    # process that gave it (_API_SCOPE); entries are labelled inside the byte budget.
     @app.get("/api/breakers", tags=["api"], summary="Every live circuit breaker",
-             response_model=list[BreakerInfo], responses=_pick(500))
+             description=_API_SCOPE, response_model=list[BreakerInfo],
+             responses=_answered(500))
     def api_breakers() -> Response:
-        return SafeJSONResponse(breaker_list(all_breakers()))
+        process = process_info()
+        return SafeJSONResponse([_label(entry, process)
+                                 for entry in breaker_list(all_breakers())],
+                                headers=_process_headers(process))
 
     @app.get("/api/traces", tags=["api"], summary="Recently completed trace entries",
-             response_model=list[TraceEntry], responses=_pick(422, 500))
+             description=_API_SCOPE, response_model=list[TraceEntry],
+             responses=_answered(422, 500))
     def api_traces(limit: Limit = API_LIMIT_DEFAULT) -> Response:
+        process = process_info()
         return BudgetedListResponse(
-            ({**entry, "metadata": _redacted(entry.get("metadata"))}
-             for entry in tracer.get_recent_traces(limit)), settings.api_max_bytes)
+            (_label({**entry, "metadata": _redacted(entry.get("metadata"))}, process)
+             for entry in tracer.get_recent_traces(limit)), settings.api_max_bytes,
+            headers=_process_headers(process))
 
     @app.get("/api/traces/{trace_id}", tags=["api"], summary="One trace entry and its tree",
-             response_model=TraceNode, responses=_pick(404, 422, 500))
+             description=_API_SCOPE + " A 404 names the worker that looked: another worker "
+                                      "may hold the span.",
+             response_model=TraceTree, responses=_answered(404, 422, 500))
     def api_trace(trace_id: str) -> Response:
-        tree = trace_tree(tracer, trace_id)
+        process = process_info()
+        tree = trace_tree(tracer, trace_id, process)
         if tree is None:
-            raise HTTPException(404, f"no trace entry with id {_short(trace_id)} (unknown, "
-                                     "or evicted from the bounded buffer)")
-        return SafeJSONResponse(tree)
+            raise HTTPException(404, f"no trace entry with id {_short(trace_id)} in the "
+                                     f"worker that answered (pid {process['pid']} on "
+                                     f"{_short(process['host'])}): unknown, evicted from its "
+                                     "bounded buffer, or recorded by another worker (under "
+                                     "several workers each keeps its own spans)",
+                                headers=_process_headers(process))
+        return SafeJSONResponse(tree, headers=_process_headers(process))
 
     @app.get("/api/logs", tags=["api"], summary="Recent log entries, newest first",
-             response_model=list[LogEntry], responses=_pick(422, 500))
+             description=_API_SCOPE, response_model=list[LogEntry],
+             responses=_answered(422, 500))
     def api_logs(limit: Limit = API_LIMIT_DEFAULT,
                  level: Annotated[str | None, Query(
                      description="minimum level: " + ", ".join(LOG_LEVELS),
@@ -788,12 +927,16 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
                  component: Annotated[str | None, Query(
                      description="only this component's entries")] = None) -> Response:
         wanted = None if level is None else _choice("level", level, LOG_LEVELS, upper=True)
-        return BudgetedListResponse(vigil_logs.get_recent_logs(limit, level=wanted,
-                                                               component=component),
-                                    settings.api_max_bytes)
+        process = process_info()
+        # The buffers' own dicts: copied before they are labelled.
+        return BudgetedListResponse((_label(dict(entry), process) for entry in
+                                     vigil_logs.get_recent_logs(limit, level=wanted,
+                                                                component=component)),
+                                    settings.api_max_bytes, headers=_process_headers(process))
 
     @app.get("/api/alerts", tags=["api"], summary="Recent alerts, newest first",
-             response_model=list[AlertInfo], responses=_pick(422, 500))
+             description=_API_SCOPE, response_model=list[AlertInfo],
+             responses=_answered(422, 500))
     def api_alerts(limit: Limit = API_LIMIT_DEFAULT,
                    source: Annotated[str | None, Query(
                        description='only alerts from this source ("vigil", "alertmanager")'
@@ -811,14 +954,20 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
             "severity", severity, tuple(s.value for s in AlertSeverity))
         alerts = manager.get_recent_alerts(limit, source=source, status=wanted_status,
                                            severity=wanted_severity)
-        return BudgetedListResponse(({**alert, "metadata": _redacted(alert.metadata),
-                                     "labels": _redacted(alert.labels),
-                                     "annotations": _redacted(alert.annotations)}
-                                    for alert in alerts), settings.api_max_bytes)
+        process = process_info()
+        return BudgetedListResponse((_label({**alert, "metadata": _redacted(alert.metadata),
+                                             "labels": _redacted(alert.labels),
+                                             "annotations": _redacted(alert.annotations)},
+                                            process)
+                                    for alert in alerts), settings.api_max_bytes,
+                                    headers=_process_headers(process))
 
     @app.get("/api/deliveries", tags=["api"],
              summary="The webhook's durable store: what waits, and the dead letters",
-             response_model=DeliveriesInfo, responses=_pick(422, 500, 503))
+             description="The store is shared by every worker (SQLite in the state folder, "
+                         "or Redis), so any worker gives the same answer; `process` names the "
+                         "one that did.",
+             response_model=DeliveriesInfo, responses=_answered(422, 500, 503))
     def api_deliveries(request: Request, limit: Limit = API_LIMIT_DEFAULT) -> Response:
         store: AlertStore | None = request.app.state.store
         if store is None:
@@ -830,22 +979,33 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
                 for d in store.dead_letters(limit)]
         # Dead letters hold whole alerts: as many as fit in the API's byte budget.
         _, kept, truncated = encode_within(dead, settings.api_max_bytes)
-        headers = {"Vigil-Truncated": "true"} if truncated else None
+        process = process_info()
+        headers = _process_headers(process)
+        if truncated:
+            headers["Vigil-Truncated"] = "true"
         dead = dead[:kept]
         return SafeJSONResponse(headers=headers, content={
             "pending_alerts": stats.pending_alerts, "pending_bytes": stats.pending_bytes,
             "max_alerts": settings.store_max_alerts, "max_bytes": settings.store_max_bytes,
             "dead_letters": stats.dead_letters, "pending_by_handler": stats.pending_by_handler,
-            "running_by_handler": stats.running_by_handler, "recent_dead_letters": dead})
+            "running_by_handler": stats.running_by_handler, "recent_dead_letters": dead,
+            "process": process})
 
     @app.get("/api/metrics/{name:path}/stats", tags=["api"],
              summary="Statistics of one metric, by its seed-style name",
-             response_model=MetricStats, responses=_pick(404, 422, 500))
+             description=_API_SCOPE, response_model=MetricStats,
+             responses=_answered(404, 422, 500))
     def api_metric_stats(name: str) -> Response:
+        process = process_info()
         stats = metric_stats(monitor, name)
         if stats is None:
-            raise HTTPException(404, f"no metric named {_short(name)} has been recorded")
-        return SafeJSONResponse(stats)
+            raise HTTPException(404, f"no metric named {_short(name)} has been recorded in "
+                                     f"the worker that answered (pid {process['pid']} on "
+                                     f"{_short(process['host'])}; under several workers "
+                                     "each keeps its own records)",
+                                headers=_process_headers(process))
+        return SafeJSONResponse({**stats, "process": process},
+                                headers=_process_headers(process))
 
 
 def _choice(param: str, value: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:

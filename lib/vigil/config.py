@@ -75,6 +75,10 @@ ERROR_CATEGORIES = ("FILE_PROCESSING", "AGENT_EXECUTION", "MEMORY_STORAGE", "VEC
                     "CONFIGURATION", "SYSTEM")
 ERROR_SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 RECOVERY_ACTIONS = ("retry", "fallback", "skip", "abort")
+PID_CHOICES = ("auto", "true", "false")  # monitoring.logging.include_pid
+SERVICE_MAX_CHARS = 255  # monitoring.logging.service
+_BOOL_WORDS = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false",
+               "off": "false"}
 
 
 class _Hidden:
@@ -283,11 +287,37 @@ class LoggingSettings(_Settings):
         16383, minimum=1024,
         doc="longest JSON log line in bytes, newline excluded; longer ones are cut visibly "
             "(16 KiB with the newline, where container runtimes split lines)")
+    service: str = _setting(
+        "", doc="the service field of every line; empty: OTEL_SERVICE_NAME (else service.name "
+                "in OTEL_RESOURCE_ATTRIBUTES) when set, else no field")
+    include_host: bool = _setting(
+        False, doc="write the machine's host name (socket.gethostname()) as the host field")
+    include_pid: str = _setting(
+        "auto", choices=PID_CHOICES,
+        doc="write the process id as the pid field (the current one, also after a fork): "
+            "auto does so under prometheus_client multiprocess mode (PROMETHEUS_MULTIPROC_DIR)")
 
     def __post_init__(self) -> None:
         if isinstance(self.level, str):  # "info" and "INFO" both mean INFO
             object.__setattr__(self, "level", self.level.upper())
+        # YAML's true/false, and the spellings boolean variables accept, mean true/false.
+        pid: object = self.include_pid  # as given: YAML may have made it a bool
+        if isinstance(pid, bool):
+            object.__setattr__(self, "include_pid", "true" if pid else "false")
+        elif isinstance(pid, str):
+            pid = pid.strip().lower()
+            object.__setattr__(self, "include_pid", _BOOL_WORDS.get(pid, pid))
+        else:  # a number or a list: name the choices rather than "expected a string"
+            raise ConfigError("include_pid", pid, f"must be one of {', '.join(PID_CHOICES)}")
+        if isinstance(self.service, str):
+            object.__setattr__(self, "service", self.service.strip())
         super().__post_init__()
+        # isprintable() is False for line breaks, control and format characters and surrogates.
+        if len(self.service) > SERVICE_MAX_CHARS or not self.service.isprintable():
+            raise ConfigError("service", self.service,
+                              f"expected a service name of at most {SERVICE_MAX_CHARS} "
+                              "printable characters (no line breaks, control characters or "
+                              "lone surrogates)")
 
 
 @dataclass(frozen=True)

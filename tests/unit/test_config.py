@@ -202,3 +202,43 @@ def test_configure_with_bad_input_changes_nothing() -> None:
     with pytest.raises(ConfigError):
         configure({"monitoring": {"metrics": {"retention_count": 0}}})
     assert get_config() is before
+
+
+def test_logging_process_fields_default_to_off_and_auto() -> None:
+    """service is empty, include_host false and include_pid auto unless configured."""
+    settings = load_config(environ={}).monitoring.logging
+    assert (settings.service, settings.include_host, settings.include_pid) == ("", False, "auto")
+
+
+def test_include_pid_takes_auto_and_the_boolean_spellings() -> None:
+    """include_pid: auto, YAML booleans and the environment's boolean words, any case."""
+    def pid(value: object) -> str:
+        return load_config({"monitoring": {"logging": {"include_pid": value}}},
+                           environ={}).monitoring.logging.include_pid
+
+    assert [pid(v) for v in ("AUTO", True, False, "yes", "off", " True ")] == [
+        "auto", "true", "false", "true", "false", "true"]
+    env = load_config(environ={"VIGIL_MONITORING_LOGGING_INCLUDE_PID": "1",
+                               "VIGIL_MONITORING_LOGGING_INCLUDE_HOST": "true",
+                               "VIGIL_MONITORING_LOGGING_SERVICE": " checkout "})
+    assert (env.monitoring.logging.include_pid, env.monitoring.logging.include_host,
+            env.monitoring.logging.service) == ("true", True, "checkout")
+
+
+@pytest.mark.parametrize(("settings", "key", "value", "allowed"), [
+    ({"include_pid": "sometimes"}, "include_pid", "sometimes", "must be one of auto, true, false"),
+    ({"include_pid": 2}, "include_pid", 2, "must be one of auto, true, false"),
+    ({"include_host": "maybe"}, "include_host", "maybe", "expected true or false"),
+    ({"service": 7}, "service", 7, "expected a string"),
+    ({"service": "web\napp"}, "service", "web\napp", "at most 255 printable characters"),
+    ({"service": "s" * 256}, "service", "s" * 256, "at most 255 printable characters"),
+    ({"service": "bad\udcff"}, "service", "bad\udcff", "lone surrogates"),
+])
+def test_bad_logging_process_settings_name_key_value_and_rule(
+        settings: dict[str, object], key: str, value: object, allowed: str) -> None:
+    """A bad service, include_host or include_pid names its full key, the value, the rule."""
+    with pytest.raises(ConfigError) as info:
+        load_config({"monitoring": {"logging": settings}}, environ={})
+    assert info.value.key == f"monitoring.logging.{key}"
+    assert info.value.value == value
+    assert allowed in str(info.value)

@@ -1,4 +1,4 @@
-"""vigil.forks and what uses it: after a real os.fork(), vigil's threads and state work in the child.
+"""vigil.forks and its users: after a real os.fork(), vigil's threads and state work in the child.
 
 Each test forks this interpreter; the child reports through a pipe and leaves with os._exit
 (so no pytest machinery runs twice), and the parent waits for it with a deadline.
@@ -94,7 +94,8 @@ def test_alert_handlers_registered_before_the_fork_run_in_the_child() -> None:
 
     try:
         got = in_child(child)
-        assert got[-1][1] == "from the child" and got[-1][0] != os.getpid()
+        assert got[-1][1] == "from the child"
+        assert got[-1][0] != os.getpid()
     finally:
         manager.close()
 

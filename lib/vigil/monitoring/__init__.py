@@ -18,7 +18,13 @@ from vigil.monitoring.context import (
     inject_traceparent,
     parse_traceparent,
 )
-from vigil.monitoring.logs import StructuredLogger, configure_logging, get_recent_logs
+from vigil.monitoring.logs import (
+    JsonLineFormatter,
+    StructuredLogger,
+    configure_logging,
+    get_recent_logs,
+    logging_config,
+)
 from vigil.monitoring.metrics import PerformanceMonitor, monitor_performance, performance_monitor
 from vigil.monitoring.resources import ResourceMonitor, ResourceUsage, capture_resource_usage
 from vigil.monitoring.tracing import (
@@ -34,6 +40,7 @@ __all__ = [
     "AlertManager",
     "AlertSeverity",
     "ExecutionTracer",
+    "JsonLineFormatter",
     "PerformanceMonitor",
     "ResourceMonitor",
     "ResourceUsage",
@@ -50,6 +57,7 @@ __all__ = [
     "format_traceparent",
     "get_recent_logs",
     "inject_traceparent",
+    "logging_config",
     "monitor_performance",
     "parse_traceparent",
     "performance_monitor",

@@ -9,6 +9,20 @@ Every line has the same shape, whether it comes from a :class:`StructuredLogger`
 
 and, when an exception is attached, ``"exception": {"type", "message", "stack"}``.
 
+**Process fields.** Between ``span_id`` and ``metadata`` a line can carry ``"service"``,
+``"host"`` and ``"pid"`` (``monitoring.logging.service``, ``include_host``, ``include_pid``):
+the service is the configured name, else OpenTelemetry's (``OTEL_SERVICE_NAME``, else
+``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``), else absent; the host is
+``socket.gethostname()``, off unless asked; the pid is on by default under prometheus_client's
+multiprocess mode (:data:`vigil.monitoring.multiprocess.MULTIPROCESS`: several workers) and is
+the writing process's own, also in a child forked after the logger was made
+(:mod:`vigil.forks`).
+The fields are made once per configuration, not per line.
+
+**Servers' own logs.** :class:`JsonLineFormatter` is a stdlib ``logging.Formatter``;
+:func:`logging_config` returns the ``logging.config.dictConfig`` dict that routes gunicorn's
+and uvicorn's loggers (``logconfig_dict``, ``--log-config``, ``log_config=``) through it.
+
 Serialisation goes through python-json-logger's ``JsonFormatter``, whose encoder turns values
 JSON cannot hold (datetimes, bytes, enums, arbitrary objects) into strings.
 
@@ -60,11 +74,14 @@ import functools
 import json
 import logging
 import math
+import os
 import re
+import socket
 import sys
 import threading
 import time
 import traceback
+import urllib.parse
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -76,18 +93,31 @@ from prometheus_client import CollectorRegistry
 from pythonjsonlogger.json import JsonFormatter
 
 from vigil.clock import format_rfc3339
-from vigil.config import LOG_LEVELS, VigilConfig, get_config, on_configure
+from vigil.config import (
+    LOG_LEVELS,
+    SERVICE_MAX_CHARS,
+    ConfigError,
+    LoggingSettings,
+    VigilConfig,
+    get_config,
+    on_configure,
+)
+from vigil.forks import at_fork
 from vigil.monitoring import instruments
 from vigil.monitoring.context import _current, current_span
+from vigil.monitoring.multiprocess import MULTIPROCESS
 from vigil.text import safe_text, unprintable, valid_text
 
 __all__ = [
     "REDACTED",
+    "SERVER_LOGGERS",
     "TOO_DEEP",
     "JsonLineFormatter",
+    "JsonLineHandler",
     "StructuredLogger",
     "configure_logging",
     "get_recent_logs",
+    "logging_config",
     "mask_credentials",
     "redact",
     "shared_logger",
@@ -200,6 +230,68 @@ def redact(value: Any, keys: Iterable[str], _depth: int = 0) -> Any:
         else:
             out[k] = redact(v, needles, _depth + 1)
     return out
+
+
+# --- process fields: service, host, pid ---------------------------------------------------
+
+# The service/host/pid fields every line carries (monitoring.logging.service, include_host,
+# include_pid), in that order. Replaced whole, never changed in place, so a line reads one
+# global: made from the settings by the first formatter (every logger has one) and again by
+# each configure(); a forked child replaces the pid with its own before it runs any code.
+_process_fields: dict[str, Any] = {}
+_process_ready = False
+
+
+def _otel_service_name() -> str:
+    """The service name OpenTelemetry would use: ``OTEL_SERVICE_NAME``, else ``service.name``
+    in ``OTEL_RESOURCE_ATTRIBUTES`` (percent-decoded, the last one winning, as the SDK reads
+    it); cut to printable text of at most ``SERVICE_MAX_CHARS`` characters; ``""`` if none."""
+    name = os.environ.get("OTEL_SERVICE_NAME", "").strip()
+    if not name:
+        for item in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+            key, sep, value = item.partition("=")
+            if sep and key.strip() == "service.name":
+                name = urllib.parse.unquote(value.strip())
+    name = "".join(c for c in valid_text(name) if c.isprintable()).strip()
+    return name[:SERVICE_MAX_CHARS]
+
+
+def _host_name() -> str:
+    try:
+        return safe_text(socket.gethostname())
+    except OSError:  # pragma: no cover - gethostname() does not fail on Linux
+        return "unknown"
+
+
+def _apply_process_fields(settings: LoggingSettings) -> None:
+    """Make the service/host/pid fields of every line from ``settings``."""
+    global _process_fields, _process_ready
+    fields: dict[str, Any] = {}
+    service = settings.service or _otel_service_name()
+    if service:
+        fields["service"] = service
+    if settings.include_host:
+        fields["host"] = _host_name()
+    if settings.include_pid == "true" or (settings.include_pid == "auto" and MULTIPROCESS):
+        fields["pid"] = os.getpid()
+    _process_fields = fields
+    _process_ready = True
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child (a gunicorn worker): its own pid on its lines, and fresh locks (a
+    thread of the parent may have held one at the fork, and that thread is gone).
+
+    Registered with :func:`vigil.forks.at_fork` when this module is imported, so it runs
+    before the hooks of vigil's other modules (they import this one first, or register when
+    their objects are made), whose threads may log as soon as they restart.
+    """
+    global _process_fields, _write_lock, _loggers_lock, _formatters_lock
+    if "pid" in _process_fields:
+        _process_fields = {**_process_fields, "pid": os.getpid()}
+    _write_lock = threading.Lock()
+    _loggers_lock = threading.Lock()
+    _formatters_lock = threading.Lock()
 
 
 # --- formatting ---------------------------------------------------------------------------
@@ -362,10 +454,21 @@ def _cut(value: Any, room: list[int], default: Callable[[Any], Any], depth: int 
 
 
 class JsonLineFormatter(JsonFormatter):
-    """python-json-logger's formatter, emitting vigil's line shape.
+    """A stdlib ``logging.Formatter`` writing vigil's line shape (python-json-logger's, tuned).
 
-    :meth:`format` serves stdlib ``LogRecord``\\ s (after :func:`configure_logging`);
-    :meth:`format_entry` serves :class:`StructuredLogger`, which already holds the entry and
+    :meth:`format` serves stdlib ``LogRecord``\\ s: after :func:`configure_logging`, and for
+    gunicorn's and uvicorn's own loggers through :func:`logging_config` (in a
+    ``logging.config.dictConfig`` dict it is ``{"()": "vigil.monitoring.logs.JsonLineFormatter"}``).
+    A record becomes the line a :class:`StructuredLogger` writes: ``timestamp``, ``level``,
+    ``component`` (the logger's name), ``message`` (``msg % args``), ``trace_id``/``span_id``
+    (the current span's), ``service``/``host``/``pid`` as configured, ``metadata`` (the
+    ``extra=`` fields, redacted; uvicorn's ``color_message`` left out) and ``exception``, under
+    the same rules: :meth:`format` never raises, the line is strict JSON in valid UTF-8 (a lone
+    surrogate becomes U+FFFD) and at most ``max_line_bytes``. ``redact_keys`` and
+    ``max_line_bytes`` default to ``monitoring.logging.*`` and follow later
+    :func:`vigil.configure` calls while they are not given here.
+
+    :meth:`format_line` serves :class:`StructuredLogger`, which already holds the entry and
     skips building a ``LogRecord`` it does not need.
     """
 
@@ -382,11 +485,24 @@ class JsonLineFormatter(JsonFormatter):
         self._line_default: Callable[[Any], Any] = safe_text
         super().__init__(json_ensure_ascii=False)
         settings = get_config().monitoring.logging
+        if not _process_ready:
+            _apply_process_fields(settings)
+        self._fixed_redact = redact_keys is not None
+        self._fixed_max = max_line_bytes is not None
         self.redact_keys = tuple(k.lower() for k in (
             redact_keys if redact_keys is not None else settings.redact_keys))
         self.max_line_bytes = max_line_bytes if max_line_bytes is not None else \
             settings.max_line_bytes
         self.on_truncated: Callable[[], object] | None = None  # called once per cut line
+        with _formatters_lock:
+            _formatters.add(self)
+
+    def _apply(self, settings: LoggingSettings) -> None:
+        """Follow a new configuration in what was not given to the constructor."""
+        if not self._fixed_redact:
+            self.redact_keys = tuple(k.lower() for k in settings.redact_keys)
+        if not self._fixed_max:
+            self.max_line_bytes = settings.max_line_bytes
 
     @property
     def max_line_bytes(self) -> int:
@@ -529,6 +645,8 @@ class JsonLineFormatter(JsonFormatter):
                 break
         minimal = {k: _cut(entry.get(k), [0], default)
                    for k in ("timestamp", "level", "component", "message")}
+        minimal.update({k: _cut(entry[k], [0], default)
+                        for k in ("service", "host", "pid") if k in entry})
         minimal.update(truncated=True, original_bytes=size)
         return self._strict_text(minimal, ascii_only), minimal
 
@@ -539,7 +657,19 @@ class JsonLineFormatter(JsonFormatter):
             _escape_line_breaks(line)
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.format_line(self.record_to_entry(record))[0]
+        """``record`` as one vigil JSON line (no newline); never raises."""
+        return self.format_record(record)[0]
+
+    def format_record(self, record: logging.LogRecord) -> tuple[str, dict[str, Any]]:
+        """``record``'s line and the entry it shows (see :meth:`format_line`); never raises:
+        a record that cannot be written is replaced by a line saying so in
+        ``metadata.log_error``."""
+        try:
+            return self.format_line(self.record_to_entry(record))
+        except Exception as err:
+            return _fallback_line(self, getattr(record, "levelname", "NOTSET"),
+                                  getattr(record, "name", ""), getattr(record, "msg", ""),
+                                  None, None, err)
 
     def record_to_entry(self, record: logging.LogRecord) -> dict[str, Any]:
         """A stdlib record as a vigil entry: extras become (redacted) metadata.
@@ -564,6 +694,7 @@ class JsonLineFormatter(JsonFormatter):
             "message": mask_credentials(message),
             "trace_id": trace_id,
             "span_id": span_id,
+            **_process_fields,
             "metadata": redact(extras, self.redact_keys),
         }
         info = _exc_info(record.exc_info) if record.exc_info else None
@@ -588,8 +719,12 @@ for _name in JsonLineFormatter._JSON_SETTINGS:
     setattr(JsonLineFormatter, _name, _json_setting(_name))
 del _name
 
+# A record's own attributes, and extras that are not metadata: uvicorn's color_message (its
+# message again, with ANSI colours).
 _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
-    "message", "asctime", "taskName"}
+    "message", "asctime", "taskName", "color_message"}
+_formatters: weakref.WeakSet[JsonLineFormatter] = weakref.WeakSet()
+_formatters_lock = threading.Lock()
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -657,16 +792,26 @@ def _default_registry() -> CollectorRegistry:
 
 
 class JsonLineHandler(logging.Handler):
-    """A stdlib handler writing vigil JSON lines and counting them by level."""
+    """A stdlib handler writing vigil JSON lines and counting them by level.
+
+    It writes to ``stream``, else to where :class:`StructuredLogger`\\ s write (the current
+    ``sys.stdout``, or :func:`configure_logging`'s ``stream``), one whole line at a time
+    beside them; lines are counted in ``vigil_log_messages_total`` and the losses and cuts as
+    a :class:`StructuredLogger`'s are. :func:`logging_config` routes loggers to it.
+    """
 
     def __init__(self, stream: IO[str] | None = None, registry: CollectorRegistry | None = None,
                  redact_keys: Iterable[str] | None = None) -> None:
         super().__init__()
         self.stream = stream
-        formatter = JsonLineFormatter(redact_keys)
-        self.setFormatter(formatter)
         self._counter = _LevelCounter(registry if registry is not None else _default_registry())
-        formatter.on_truncated = self._counter.truncated.inc
+        self.setFormatter(JsonLineFormatter(redact_keys))
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        """Use ``fmt``; a :class:`JsonLineFormatter` (dictConfig sets one) counts its cuts."""
+        super().setFormatter(fmt)
+        if isinstance(fmt, JsonLineFormatter) and fmt.on_truncated is None:
+            fmt.on_truncated = self._counter.truncated.inc
 
     def emit(self, record: logging.LogRecord) -> None:
         formatter = self.formatter
@@ -678,11 +823,7 @@ class JsonLineHandler(logging.Handler):
                 self.handleError(record)
                 return
         else:
-            try:
-                line, entry = formatter.format_line(formatter.record_to_entry(record))
-            except Exception as err:
-                line, entry = _fallback_line(formatter, record.levelname, record.name,
-                                             record.msg, None, None, err)
+            line, entry = formatter.format_record(record)
         # Looked up late (not bound at construction) so redirecting sys.stdout works.
         out = self.stream if self.stream is not None else (_default_stream or sys.stdout)
         if _write(out, line, entry, formatter if isinstance(formatter, JsonLineFormatter)
@@ -715,7 +856,6 @@ class StructuredLogger:
         self._stream = stream
         self._fixed_level = _level_number(level) if level is not None else None
         self._fixed_buffer = buffer_size is not None
-        self._fixed_redact = redact_keys is not None
         self._level = self._fixed_level if self._fixed_level is not None else \
             _LEVEL_NUMBERS[settings.level]
         if buffer_size is not None:  # validated by the settings class, like the config file
@@ -793,13 +933,18 @@ class StructuredLogger:
                 line_trace, line_span = span.trace_id, span_id or span.span_id
             if not isinstance(message, str):
                 message = safe_text(message)
+            stamp = _timestamp()
+            if "@" in message:
+                message = mask_credentials(message)
+            fields = _process_fields  # service/host/pid, made once per configuration
+            # Two literals: a line without the process fields pays nothing for them.
             entry: dict[str, Any] = {
-                "timestamp": _timestamp(),
-                "level": level,
-                "component": self.component,
-                "message": mask_credentials(message) if "@" in message else message,
-                "trace_id": line_trace,
-                "span_id": line_span,
+                "timestamp": stamp, "level": level, "component": self.component,
+                "message": message, "trace_id": line_trace, "span_id": line_span,
+                "metadata": redact(metadata, formatter.redact_keys) if metadata else {},
+            } if not fields else {
+                "timestamp": stamp, "level": level, "component": self.component,
+                "message": message, "trace_id": line_trace, "span_id": line_span, **fields,
                 "metadata": redact(metadata, formatter.redact_keys) if metadata else {},
             }
             if exc_info is not None and exc_info is not False:
@@ -833,9 +978,7 @@ class StructuredLogger:
             self._level = _LEVEL_NUMBERS[settings.level]
         if not self._fixed_buffer and settings.buffer_size != self._buffer.maxlen:
             self._buffer = deque(self._buffer, maxlen=settings.buffer_size)
-        if not self._fixed_redact:
-            self._formatter.redact_keys = tuple(k.lower() for k in settings.redact_keys)
-        self._formatter.max_line_bytes = settings.max_line_bytes
+        # The formatter (made with this logger's redact_keys, if given) follows by itself.
 
 
 _last_stamp: tuple[int, str] = (-1, "")  # (epoch milliseconds, its text), swapped whole
@@ -876,6 +1019,7 @@ def _fallback_line(formatter: JsonLineFormatter, level: str, component: str, mes
         "component": safe_text(component), "message": mask_credentials(safe_text(message)),
         "trace_id": None if trace_id is None else safe_text(trace_id),
         "span_id": None if span_id is None else safe_text(span_id),
+        **_process_fields,
         "metadata": {"log_error": _described(err)}}
     try:
         return formatter.format_line(entry)
@@ -902,8 +1046,6 @@ def _exc_info(value: object) -> ExcInfo | None:
 def _level_number(level: str) -> int:
     name = str(level).upper()
     if name not in _LEVEL_NUMBERS:
-        from vigil.config import ConfigError
-
         raise ConfigError("level", level, f"must be one of {', '.join(LOG_LEVELS)}")
     return _LEVEL_NUMBERS[name]
 
@@ -955,9 +1097,75 @@ def configure_logging(level: str | None = None, *, stream: IO[str] | None = None
     return handler
 
 
+# The loggers gunicorn and uvicorn write their own lines to (uvicorn.error propagates to
+# uvicorn; under gunicorn, uvicorn-worker hands uvicorn.error and uvicorn.access the handlers of
+# gunicorn.error and gunicorn.access).
+SERVER_LOGGERS: tuple[str, ...] = (
+    "gunicorn.error", "gunicorn.access", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def logging_config(loggers: Iterable[str] = SERVER_LOGGERS, *,
+                   level: str | None = None) -> dict[str, Any]:
+    """A :func:`logging.config.dictConfig` dict sending ``loggers`` and the root logger to
+    stdout as vigil JSON lines (:class:`JsonLineFormatter` on a :class:`JsonLineHandler`).
+
+    The default ``loggers`` are gunicorn's and uvicorn's own (:data:`SERVER_LOGGERS`), so their
+    start-up, error and access lines come out like the application's::
+
+        # gunicorn.conf.py (gunicorn -c gunicorn.conf.py -k uvicorn_worker.UvicornWorker app:app)
+        from vigil.monitoring.logs import logging_config
+        logconfig_dict = logging_config()
+
+        uvicorn.run(app, log_config=logging_config())        # uvicorn from Python
+
+        # uvicorn from the command line: a JSON (or YAML) file
+        python -c "import json, vigil; print(json.dumps(vigil.logging_config()))" > log.json
+        uvicorn app:app --log-config log.json
+
+    Each named logger gets the handler itself and stops propagating (no line is written twice;
+    uvicorn-worker copies gunicorn's loggers' handlers, so they must hold one). The root
+    logger gets it too: other stdlib loggers (the application's, third-party libraries') write
+    vigil lines as after :func:`configure_logging`. ``level`` (one of ``DEBUG`` ... ``CRITICAL``)
+    is set on every named logger and the root; without it the named loggers keep the level
+    their server gives them (gunicorn's ``--log-level``, uvicorn's) and the root gets
+    ``monitoring.logging.level``. The dict is plain data (``json.dumps`` takes it): edit it
+    freely, e.g. another handler for a file. Lines carry ``service``/``host``/``pid`` as
+    ``monitoring.logging.*`` says, also in each gunicorn worker (the pid after the fork).
+    """
+    names = [loggers] if isinstance(loggers, str) else list(loggers)
+    for name in names:
+        if not isinstance(name, str) or not name.strip() or name == "root":
+            raise ConfigError("loggers", name, "expected logger names such as "
+                              "'gunicorn.error' (the root logger is always included)")
+    if level is not None:
+        _level_number(level)  # a ConfigError naming the levels
+    root_level = str(level).upper() if level is not None else \
+        get_config().monitoring.logging.level
+    named: dict[str, Any] = {"propagate": False}
+    if level is not None:
+        named["level"] = root_level
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"vigil-json": {"()": f"{__name__}.JsonLineFormatter"}},
+        "handlers": {"vigil-json": {"class": f"{__name__}.JsonLineHandler",
+                                    "formatter": "vigil-json"}},
+        "loggers": {name: dict(named, handlers=["vigil-json"]) for name in names},
+        "root": {"level": root_level, "handlers": ["vigil-json"]},
+    }
+
+
 @on_configure
 def _on_configure(config: VigilConfig) -> None:
+    _apply_process_fields(config.monitoring.logging)
+    with _formatters_lock:
+        formatters = list(_formatters)
+    for formatter in formatters:
+        formatter._apply(config.monitoring.logging)
     with _loggers_lock:
         loggers = list(_loggers)
     for logger in loggers:
         logger._apply(config)
+
+
+at_fork(after_in_child=_after_fork_in_child)

@@ -21,6 +21,7 @@ holds everything vigil does differently there:
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
@@ -39,6 +40,7 @@ __all__ = [
     "gauge_mode",
     "mark_process_dead",
     "multiprocess_dir",
+    "per_worker",
 ]
 
 MULTIPROCESS: Final[bool] = values.ValueClass is not values.MutexValue
@@ -152,6 +154,21 @@ class MultiprocessRegistry:
         kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
         kept.samples = samples
         return kept
+
+
+def per_worker(name: str, path: str | None = None) -> list[tuple[dict[str, str], float]]:
+    """The samples of the ``liveall`` gauge ``name`` in every live worker's files, with their
+    ``pid`` label; empty outside multiprocess mode. (``/api/breakers`` shows each breaker's
+    state in every worker this way.)"""
+    folder = path if path is not None else multiprocess_dir()
+    if folder is None or not os.path.isdir(folder):
+        return []
+    files = glob.glob(os.path.join(folder, "gauge_liveall_*.db"))
+    found: list[tuple[dict[str, str], float]] = []
+    for metric in _mp.MultiProcessCollector.merge(files, accumulate=False):  # type: ignore[no-untyped-call]
+        if metric.name == name:
+            found.extend((dict(s.labels), float(s.value)) for s in metric.samples)
+    return found
 
 
 def exposition(registry: CollectorRegistry) -> CollectorRegistry | MultiprocessRegistry:

@@ -84,6 +84,7 @@ def test_one_cap_per_metric_name_on_a_registry() -> None:
     assert instruments.series_cap(registry, "m_total", ["a"]) is cap
     family = instruments.counter(registry, "m_total", "doc", ["a"])
     assert family.max_series == 1
-    assert cap.admit(("x",)) and not cap.admit(("y",))
+    assert cap.admit(("x",))
+    assert not cap.admit(("y",))
     family.labels("y").inc()  # refused by the shared cap: the overflow series
     assert registry.get_sample_value("m_total", {"a": "other"}) == 1

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import os
 import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 import vigil
+from vigil.forks import at_fork
 from vigil.monitoring import context
+from vigil.monitoring import logs as logs_module
 from vigil.monitoring.logs import (
     REDACTED,
     StructuredLogger,
@@ -329,3 +340,180 @@ def test_bad_buffer_size_argument_is_a_config_error() -> None:
         StructuredLogger("x", buffer_size=0, registry=CollectorRegistry())
     with pytest.raises(vigil.ConfigError, match="buffer_size: got 'big'; expected an integer"):
         StructuredLogger("x", buffer_size="big", registry=CollectorRegistry())  # type: ignore[arg-type]
+
+
+# --- process fields: service, host, pid -----------------------------------------------------
+
+
+@pytest.fixture
+def environ() -> Iterator[pytest.MonkeyPatch]:
+    """A monkeypatch for OTEL_* variables, undone before the process fields are made again
+    (the shared fixture's configure() runs later, with the variables already restored)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
+            patch.delenv(name, raising=False)
+        yield patch
+    logs_module._apply_process_fields(vigil.get_config().monitoring.logging)
+
+
+class FdStream:
+    """A text stream writing straight to a file descriptor (nothing buffered to fork)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, text: str) -> int:
+        return os.write(self.fd, text.encode("utf-8"))
+
+    def flush(self) -> None:
+        pass
+
+
+def _logging(**settings: Any) -> None:
+    vigil.configure({"monitoring": {"logging": settings}})
+
+
+@pytest.mark.usefixtures("environ")
+def test_no_process_fields_by_default_in_one_process() -> None:
+    """Outside multiprocess mode, with nothing configured, lines carry no service/host/pid."""
+    _logging()
+    logger, stream, _ = _logger()
+    logger.info("plain")
+    assert not {"service", "host", "pid"} & set(_lines(stream)[0])
+
+
+@pytest.mark.usefixtures("environ")
+def test_configured_fields_sit_between_span_id_and_metadata() -> None:
+    """service, host and pid come after span_id and before metadata, with their values."""
+    _logging(service="checkout", include_host=True, include_pid=True)
+    logger, stream, _ = _logger()
+    logger.info("hello", {"k": 1})
+    line = _lines(stream)[0]
+    assert list(line) == ["timestamp", "level", "component", "message", "trace_id", "span_id",
+                          "service", "host", "pid", "metadata"]
+    assert (line["service"], line["host"], line["pid"]) == (
+        "checkout", socket.gethostname(), os.getpid())
+    assert logger.get_recent_logs(1)[0]["pid"] == os.getpid()
+
+
+def test_service_falls_back_to_opentelemetry_variables(environ: pytest.MonkeyPatch) -> None:
+    """Empty service: OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES
+    (percent-decoded); a configured service wins over both."""
+    environ.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,"
+                                               "service.name=cart%20api")
+    _logging()
+    logger, stream, _ = _logger()
+    logger.info("from resource attributes")
+    environ.setenv("OTEL_SERVICE_NAME", "cart")
+    _logging()
+    logger.info("from OTEL_SERVICE_NAME")
+    _logging(service="orders")
+    logger.info("configured")
+    assert [line["service"] for line in _lines(stream)] == ["cart api", "cart", "orders"]
+
+
+def test_opentelemetry_service_name_is_made_printable(environ: pytest.MonkeyPatch) -> None:
+    """A service name from the environment loses control characters and is capped."""
+    environ.setenv("OTEL_SERVICE_NAME", "a\nb\x1b" + "c" * 400)
+    _logging()
+    logger, stream, _ = _logger()
+    logger.info("x")
+    assert _lines(stream)[0]["service"] == "ab" + "c" * 253
+
+
+@pytest.mark.usefixtures("environ")
+def test_pid_auto_follows_multiprocess_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """include_pid auto writes the pid exactly when prometheus_client is in multiprocess mode;
+    true and false force it."""
+    logger, stream, _ = _logger()  # its counters made before the mode is faked
+    monkeypatch.setattr(logs_module, "MULTIPROCESS", True)
+    _logging(include_pid="auto")
+    logger.info("multiprocess")
+    _logging(include_pid=False)
+    logger.info("forced off")
+    monkeypatch.setattr(logs_module, "MULTIPROCESS", False)
+    _logging(include_pid="auto")
+    logger.info("one process")
+    _logging(include_pid="TRUE")
+    logger.info("forced on")
+    assert [line.get("pid") for line in _lines(stream)] == [os.getpid(), None, None,
+                                                             os.getpid()]
+
+
+def test_pid_is_on_under_a_real_prometheus_multiproc_dir(tmp_path: Path) -> None:
+    """A process started with PROMETHEUS_MULTIPROC_DIR writes its own pid on every line."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("VIGIL_", "OTEL_", "PROMETHEUS_"))}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
+    script = ("import vigil; from prometheus_client import CollectorRegistry\n"
+              "vigil.StructuredLogger('Worker', registry=CollectorRegistry()).info('up')\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                            text=True)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert json.loads(out)["pid"] == proc.pid
+
+
+class ForkHook:
+    """Logs from a vigil.forks hook registered after vigil's own (held weakly by at_fork)."""
+
+    def __init__(self, logger: StructuredLogger) -> None:
+        self.logger = logger
+        at_fork(after_in_child=self.run)
+
+    def run(self) -> None:
+        self.logger.info("child, fork hook")
+
+
+@pytest.mark.usefixtures("environ", "root_logging")
+def test_forked_child_writes_its_own_pid() -> None:
+    """After os.fork(), a logger made in the parent writes the child's pid in the child (from
+    other fork hooks too, and a stdlib record as well); the parent keeps its own."""
+    _logging(include_pid=True)
+    read_end, write_end = os.pipe()
+    registry = CollectorRegistry()
+    logger = StructuredLogger("Forked", stream=FdStream(write_end), registry=registry)  # type: ignore[arg-type]
+    configure_logging(stream=FdStream(write_end), registry=registry)  # type: ignore[arg-type]
+    hook = ForkHook(logger)
+    logger.info("parent, before")
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's coverage is not collected
+        try:
+            logger.info("child")
+            logging.getLogger("lib.in.child").warning("child, stdlib")
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(child, 0)
+    logger.info("parent, after")
+    os.close(write_end)
+    with os.fdopen(read_end, encoding="utf-8") as pipe:
+        lines = [json.loads(line) for line in pipe.read().splitlines()]
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [(line["message"], line["pid"]) for line in lines] == [
+        ("parent, before", os.getpid()), ("child, fork hook", child), ("child", child),
+        ("child, stdlib", child), ("parent, after", os.getpid())]
+    del hook  # its fork hook goes with it
+
+
+def test_a_lock_held_at_the_fork_does_not_hang_the_child() -> None:
+    """A child forked while the write lock is held (by another thread, in real life) can log."""
+    read_end, write_end = os.pipe()
+    logger = StructuredLogger("Locked", stream=FdStream(write_end),  # type: ignore[arg-type]
+                              registry=CollectorRegistry())
+    with logs_module._write_lock:
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child's coverage is not collected
+            try:
+                logger.info("child")
+            finally:
+                os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 10.0)  # a bounded wait, not a sleep
+        assert ready, "the child's line never came: it is stuck on the inherited lock"
+        assert json.loads(os.read(read_end, 65536))["message"] == "child"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        os.close(read_end)

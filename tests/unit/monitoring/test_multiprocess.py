@@ -83,7 +83,8 @@ def test_scrape_adds_up_workers_and_keeps_each_family_once(tmp_path: Path) -> No
     calls = families["vigil_function_calls"]
     assert calls == [["vigil_function_calls_total", {"function": "job"}, 7.0]]
     states = {(s[1]["pid"], s[1]["state"]): s[2] for s in families["vigil_circuit_breaker_state"]}
-    assert states[(first, "OPEN")] == 1 and states[(second, "OPEN")] == 0
+    assert states[(first, "OPEN")] == 1
+    assert states[(second, "OPEN")] == 0
     assert states[(second, "CLOSED")] == 1
     assert families["app_own_value"] == [["app_own_value", {}, 7.0]]
 
