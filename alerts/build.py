@@ -2,14 +2,34 @@
 """vigil's alerting as code: rules, Alertmanager and Prometheus configs from one ``Settings``.
 
 Every threshold, window, ``for:`` duration, the job selector and the addresses live in
-:class:`Settings` below; :func:`render` turns them into the four files of ``alerts/``:
+:class:`Settings` below; :func:`render` turns them into these files of ``alerts/``:
 
 ======================================  ===================================================
 ``vigil.rules.yml``                     the alerting rules
 ``vigil.recording.rules.yml``           the recording rules (the dashboards query them too)
 ``alertmanager.yml``                    routes by severity, grouping, inhibition, receivers
 ``prometheus.yml``                      scrape the app, load ``*.rules.yml``, send alerts
+                                        (one Prometheus, one Alertmanager: docker-compose)
+``production/prometheus-a.yml``         replica ``a`` of a Prometheus HA pair:
+                                        ``external_labels: {replica: a}``, alerts to every
+                                        peer of the Alertmanager cluster, ``remote_write``
+                                        to VictoriaMetrics, rules from ``../*.rules.yml``
+``production/prometheus-b.yml``         replica ``b``: the same but for the replica label
+``production/alertmanager.yml``         the one file all three Alertmanager peers load (the
+                                        same routes as ``alertmanager.yml``); its header
+                                        gives each peer's ``--cluster.*`` command line
 ======================================  ===================================================
+
+The production files are a recipe (host names as a compose file or Kubernetes would give
+them: ``alertmanager-1..3``, ``victoriametrics``, ``app``); their headers hold the command
+lines, and ``dashboards/provisioning/victoriametrics/`` the Grafana datasource that points the
+dashboards at VictoriaMetrics. The replica label is dropped from alerts
+(``alert_relabel_configs``: the cluster holds one alert per condition, whichever replica is
+up) and from ``remote_write`` (``write_relabel_configs``: both replicas write the same series,
+which VictoriaMetrics's ``-dedup.minScrapeInterval`` reduces to one). The exporter still ignores
+replica labels when it de-duplicates (``exporter.replica_labels``), for setups that keep them.
+``tests/integration/test_victoriametrics.py`` and ``tests/durability/test_ha.py`` run these
+files (addresses and timings replaced) on real servers.
 
 Usage::
 
@@ -43,11 +63,16 @@ RULES_FILE = "vigil.rules.yml"
 RECORDING_FILE = "vigil.recording.rules.yml"
 ALERTMANAGER_FILE = "alertmanager.yml"
 PROMETHEUS_FILE = "prometheus.yml"
+PRODUCTION_DIR = "production"
+PRODUCTION_ALERTMANAGER_FILE = f"{PRODUCTION_DIR}/alertmanager.yml"
 SEVERITIES = ("critical", "warning", "info")
 
 _DURATION = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d|w|y))+")
 _DURATION_SUFFIXES = ("_for", "_window", "_wait", "_interval")
 _RATIOS = ("retry_giveup_ratio", "file_failure_ratio", "memory_ratio")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_REPLICA = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_HOST_PORT = re.compile(r"[A-Za-z0-9.-]+:[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +136,16 @@ class Settings:
     critical_repeat_interval: str = "1h"
     info_repeat_interval: str = "24h"
 
+    # --- the production recipe (alerts/production/): a Prometheus HA pair, a 3-peer
+    # Alertmanager cluster, VictoriaMetrics behind remote_write
+    # The external label telling the pair apart: one of the exporter's replica_labels
+    # (replica, prometheus_replica, __replica__), which it ignores when de-duplicating.
+    replica_label: str = "replica"
+    replicas: str = "a,b"  # comma-separated: one production/prometheus-<name>.yml each
+    alertmanager_peers: str = "alertmanager-1:9093,alertmanager-2:9093,alertmanager-3:9093"
+    alertmanager_cluster_port: int = 9094  # the peers' gossip port (--cluster.listen-address)
+    remote_write_url: str = "http://victoriametrics:8428/api/v1/write"
+
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
@@ -128,11 +163,44 @@ class Settings:
             raise ValueError("job: must not be empty")
         if "{anchor}" not in self.runbook_url:
             raise ValueError(f"runbook_url: got {self.runbook_url!r}; must contain {{anchor}}")
+        if not _LABEL_NAME.fullmatch(self.replica_label):
+            raise ValueError(f"replica_label: got {self.replica_label!r}; expected a "
+                             "Prometheus label name")
+        names = self.replica_names
+        if len(names) < 2 or len(set(names)) != len(names) \
+                or not all(_REPLICA.fullmatch(n) for n in names):
+            raise ValueError(f"replicas: got {self.replicas!r}; expected two or more distinct "
+                             "names (a-z, 0-9, _ and -) separated by commas, such as a,b")
+        peers = self.peers
+        if not peers or not all(_HOST_PORT.fullmatch(p) for p in peers):
+            raise ValueError(f"alertmanager_peers: got {self.alertmanager_peers!r}; expected "
+                             "host:port addresses separated by commas")
+        if self.alertmanager_cluster_port > 65535:
+            raise ValueError(f"alertmanager_cluster_port: got {self.alertmanager_cluster_port}; "
+                             "must be a TCP port (1-65535)")
+        if not self.remote_write_url.startswith(("http://", "https://")):
+            raise ValueError(f"remote_write_url: got {self.remote_write_url!r}; expected an "
+                             "http:// or https:// URL")
 
     @property
     def sel(self) -> str:
         """The job selector every rule uses."""
         return f'job="{self.job}"'
+
+    @property
+    def replica_names(self) -> list[str]:
+        """The HA pair's replica names (``replicas`` split)."""
+        return [name.strip() for name in self.replicas.split(",") if name.strip()]
+
+    @property
+    def peers(self) -> list[str]:
+        """The Alertmanager cluster's peers, host:port of their HTTP API."""
+        return [peer.strip() for peer in self.alertmanager_peers.split(",") if peer.strip()]
+
+
+def production_prometheus_file(replica: str) -> str:
+    """The path (under ``alerts/``) of the HA pair's config for ``replica``."""
+    return f"{PRODUCTION_DIR}/prometheus-{replica}.yml"
 
 
 def with_overrides(settings: Settings, pairs: Sequence[str]) -> Settings:
@@ -232,17 +300,30 @@ def _alert(s: Settings, name: str, expr: str, severity: str, summary: str,
 
 
 def breaker_alerts(s: Settings) -> list[dict[str, Any]]:
+    """The breaker alerts, right in one process and under prefork servers alike.
+
+    Under gunicorn with ``PROMETHEUS_MULTIPROC_DIR`` the state gauge is per worker (the
+    ``liveall`` mode adds a ``pid`` label): ``count by`` the series with CLOSED at 0 is the
+    number of workers whose breaker is not CLOSED (1 in a single process, no ``pid`` label).
+    The alert's labels leave ``pid`` out, so ``for:`` measures how long at least one worker has
+    been out of CLOSED without a break, whichever workers they are; a second worker opening
+    changes the value, not the alert. The transitions counter is summed over the workers by
+    prometheus_client, so one outage seen by N workers counts N trips: the flapping alert
+    divides by the number of live workers (the state gauge's CLOSED series), trips per worker.
+    """
     j = s.sel
-    not_closed = (f"max by (job, instance, breaker) "
-                  f'(vigil_circuit_breaker_state{{{j}, state="CLOSED"}}) == 0')
+    closed = f'vigil_circuit_breaker_state{{{j}, state="CLOSED"}}'
+    not_closed = f"count by (job, instance, breaker) ({closed} == 0)"
+    workers = f"count by (job, instance, breaker) ({closed})"
 
     def open_alert(severity: str, for_: str) -> dict[str, Any]:
         return _alert(
             s, "VigilCircuitBreakerOpen", not_closed, severity,
             "Circuit breaker {{ $labels.breaker }} is open",
-            f"Breaker {{{{ $labels.breaker }}}} on {{{{ $labels.instance }}}} has not closed for "
-            f"more than {for_} (OPEN, or HALF_OPEN probes that failed): calls to the service "
-            f"behind it are rejected or answered by its fallback.", for_)
+            f"Breaker {{{{ $labels.breaker }}}} on {{{{ $labels.instance }}}} has been out of "
+            f"CLOSED (OPEN, or HALF_OPEN probes that failed) in at least one worker for more "
+            f"than {for_}; now in {{{{ $value | printf \"%.0f\" }}}} worker(s): calls there to "
+            f"the service behind it are rejected or answered by its fallback.", for_)
 
     trips = f'vigil_circuit_breaker_transitions_total{{{j}, from_state="CLOSED", to_state="OPEN"}}'
     return [
@@ -251,12 +332,14 @@ def breaker_alerts(s: Settings) -> list[dict[str, Any]]:
         _alert(
             s, "VigilCircuitBreakerFlapping",
             f"{_sum_events('job, instance, breaker', trips, s.breaker_flap_window)}\n"
+            f"/ on (job, instance, breaker)\n"
+            f"{workers}\n"
             f">= {s.breaker_flap_trips}",
             "warning",
             "Circuit breaker {{ $labels.breaker }} is flapping",
             f"Breaker {{{{ $labels.breaker }}}} on {{{{ $labels.instance }}}} tripped (CLOSED -> "
-            f"OPEN) {{{{ $value | printf \"%.0f\" }}}} times in the last {s.breaker_flap_window}: "
-            f"the service behind it recovers and fails again."),
+            f"OPEN) {{{{ $value | printf \"%.3g\" }}}} times per worker process in the last "
+            f"{s.breaker_flap_window}: the service behind it recovers and fails again."),
     ]
 
 
@@ -457,6 +540,77 @@ def prometheus_config(s: Settings) -> dict[str, Any]:
     }
 
 
+def production_prometheus_config(s: Settings, replica: str) -> dict[str, Any]:
+    """Replica ``replica`` of the HA pair: ``prometheus.yml`` plus the replica label, every
+    Alertmanager peer and ``remote_write``; the replica label dropped from alerts and writes."""
+    drop_replica = [{"action": "labeldrop", "regex": s.replica_label}]
+    base = prometheus_config(s)
+    return {
+        "global": {**base["global"], "external_labels": {s.replica_label: replica}},
+        "rule_files": ["../*.rules.yml"],  # relative to this file: alerts/*.rules.yml
+        "alerting": {
+            "alert_relabel_configs": copy.deepcopy(drop_replica),
+            "alertmanagers": [{"static_configs": [{"targets": s.peers}]}],
+        },
+        "remote_write": [{"url": s.remote_write_url,
+                          "write_relabel_configs": copy.deepcopy(drop_replica)}],
+        "scrape_configs": base["scrape_configs"],
+    }
+
+
+def _peer_host(peer: str) -> str:
+    return peer.rsplit(":", 1)[0]
+
+
+def _production_prometheus_about(s: Settings, replica: str) -> str:
+    others = ", ".join(production_prometheus_file(r).split("/")[-1]
+                       for r in s.replica_names if r != replica)
+    vm = s.remote_write_url.split("://", 1)[-1].split("/", 1)[0]
+    vm_port = vm.rsplit(":", 1)[-1] if ":" in vm else "8428"
+    return (
+        f"# Prometheus HA pair, replica {replica} ({others}: the same but for the replica "
+        f"label).\n"
+        f"# Each replica scrapes the same targets and evaluates the same rules (mount alerts/ "
+        f"whole:\n# rule_files is ../*.rules.yml), and sends every alert to all "
+        f"{len(s.peers)} Alertmanager peers\n# (never through a load balancer: the cluster "
+        f"de-duplicates the notifications). The\n# {s.replica_label} label is dropped from "
+        f"alerts, so the peers hold one alert whichever replica\n# is up, and from "
+        f"remote_write, so both replicas write the same series, which\n# VictoriaMetrics "
+        f"keeps once (-dedup.minScrapeInterval = the scrape interval). Run:\n"
+        f"#   prometheus --config.file=alerts/{production_prometheus_file(replica)} "
+        f"--storage.tsdb.path=/var/lib/prometheus\n"
+        f"#   victoria-metrics -httpListenAddr=:{vm_port} "
+        f"-storageDataPath=/var/lib/victoria-metrics \\\n"
+        f"#     -retentionPeriod=1y -dedup.minScrapeInterval={s.scrape_interval}\n"
+        f"# Grafana: dashboards/provisioning/victoriametrics/ (the datasource, on "
+        f"VictoriaMetrics).\n")
+
+
+def _production_alertmanager_about(s: Settings) -> str:
+    port = s.alertmanager_cluster_port
+    lines = [
+        f"# Alertmanager cluster: this same file on each of the {len(s.peers)} peers. They "
+        f"gossip on port {port}\n# so that each notification is sent once (by the first "
+        f"peer, the others only if it did not);\n# every Prometheus replica sends to all of "
+        f"them. The routes and receivers are those of\n# alerts/alertmanager.yml. On each "
+        f"peer (the gossip port must be reachable from the others\n# only: keep it off the "
+        f"internet):",
+    ]
+    for peer in s.peers:
+        host = _peer_host(peer)
+        web = peer.rsplit(":", 1)[1]
+        flags = " ".join(f"--cluster.peer={_peer_host(other)}:{port}"
+                         for other in s.peers if other != peer)
+        lines.append(
+            f"#   {host}: prometheus-alertmanager "
+            f"--config.file=alerts/{PRODUCTION_ALERTMANAGER_FILE} \\\n"
+            f"#     --storage.path=/var/lib/alertmanager --web.listen-address=:{web} \\\n"
+            f"#     --cluster.listen-address=0.0.0.0:{port} "
+            f"--cluster.advertise-address={host}:{port} \\\n"
+            f"#     {flags}")
+    return "\n".join(lines) + "\n"
+
+
 # --- rendering ---------------------------------------------------------------------------
 
 
@@ -506,7 +660,7 @@ def _dump(about: str, data: Any) -> str:
 
 
 def render(s: Settings) -> dict[str, str]:
-    """File name -> text, for every generated file of alerts/."""
+    """Path (relative to alerts/) -> text, for every generated file of alerts/."""
     builders: dict[str, Callable[[], Any]] = {
         RULES_FILE: lambda: {"groups": alert_groups(s)},
         RECORDING_FILE: lambda: {"groups": [
@@ -514,7 +668,22 @@ def render(s: Settings) -> dict[str, str]:
         ALERTMANAGER_FILE: lambda: alertmanager_config(s),
         PROMETHEUS_FILE: lambda: prometheus_config(s),
     }
-    return {name: _dump(_ABOUT[name], build()) for name, build in builders.items()}
+    files = {name: _dump(_ABOUT[name], build()) for name, build in builders.items()}
+    for replica in s.replica_names:
+        files[production_prometheus_file(replica)] = _dump(
+            _production_prometheus_about(s, replica), production_prometheus_config(s, replica))
+    files[PRODUCTION_ALERTMANAGER_FILE] = _dump(_production_alertmanager_about(s),
+                                                alertmanager_config(s))
+    return files
+
+
+def _strays(out: Path, files: Mapping[str, str]) -> list[Path]:
+    """Files of ``out/production/`` that no longer come out of build.py (a renamed replica)."""
+    folder = out / PRODUCTION_DIR
+    if not folder.is_dir():
+        return []
+    return [path for path in sorted(folder.glob("*.yml"))
+            if f"{PRODUCTION_DIR}/{path.name}" not in files]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -538,9 +707,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                  if not (out / name).is_file() or (out / name).read_text("utf-8") != text]
         for name in stale:
             print(f"stale: {out / name} (run python alerts/build.py)", file=sys.stderr)
-        return 1 if stale else 0
-    out.mkdir(parents=True, exist_ok=True)
+        strays = _strays(out, files)
+        for path in strays:
+            print(f"stray: {path} is not generated any more (run python alerts/build.py)",
+                  file=sys.stderr)
+        return 1 if stale or strays else 0
+    for path in _strays(out, files):
+        path.unlink()
     for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text, encoding="utf-8")
     return 0
 

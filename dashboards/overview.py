@@ -52,8 +52,8 @@ def _summary(dash: dashboard_builders.Dashboard) -> None:
         "together, over the last 5 minutes?" + _PER_JOB, "s", q.LATENCY_P95_ALL,
         thresholds=((None, "green"), (1, "orange"), (5, "red"))))
     dash.with_panel(stat(
-        "Breakers open", "How many circuit breakers are OPEN right now (calls rejected or "
-        "sent to their fallback)?", "short", q.BREAKERS_OPEN,
+        "Breakers open", "How many circuit breakers are OPEN right now, in at least one "
+        "worker process (calls rejected or sent to their fallback)?", "short", q.BREAKERS_OPEN,
         thresholds=((None, "green"), (1, "red"))))
     dash.with_panel(stat(
         "Alerts firing", "How many Prometheus alerts about these targets are firing now?",
@@ -79,10 +79,17 @@ def _breakers(dash: dashboard_builders.Dashboard) -> None:
     dash.with_row(row("Circuit breakers"))
     dash.with_panel(state_timeline(
         "Breaker state", "Which state was each circuit breaker in over time (CLOSED, "
-        "HALF_OPEN probing, OPEN rejecting)?", q.BREAKER_STATE, _BREAKER_STATES))
+        "HALF_OPEN probing, OPEN rejecting)? With several worker processes, the worst of "
+        "them: OPEN when any worker's is OPEN.", q.BREAKER_STATE, _BREAKER_STATES,
+        width=16, height=8))
     dash.with_panel(timeseries(
-        "Breaker transitions (5 min)", "How often does each breaker change state: a "
-        "flapping breaker shows many transitions in 5 minutes." + _PER_JOB, "short",
+        "Workers with the breaker open", "In how many worker processes is each breaker OPEN "
+        "or HALF_OPEN (1 in a single process)? VigilCircuitBreakerOpen reports this count.",
+        "short", q.BREAKER_WORKERS_NOT_CLOSED, stacked=True))
+    dash.with_panel(timeseries(
+        "Breaker transitions (5 min)", "How often does each breaker change state (every "
+        "worker process's transitions added up): a flapping breaker shows many transitions "
+        "in 5 minutes." + _PER_JOB, "short",
         q.BREAKER_TRANSITIONS, bars=True))
     dash.with_panel(timeseries(
         "Breaker calls by outcome", "What happens to calls through each breaker (success, "

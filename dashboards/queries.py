@@ -78,6 +78,7 @@ RECORDING_RULES: Final[Mapping[str, str]] = {
 
 _OPEN = 'state="OPEN"'
 _HALF_OPEN = 'state="HALF_OPEN"'
+_NOT_CLOSED = 'state!="CLOSED"'
 _REJECTED = 'outcome="rejected"'
 _GAVE_UP = 'outcome="failure_after_retry"'
 _NOT_SUCCESS = 'status!="success"'
@@ -89,7 +90,10 @@ _FIRING = 'alertstate="firing"'
 TARGETS_UP: Final = Query(f"up{_raw()}", "{{instance}}")
 ERRORS_PER_SECOND: Final = Query(f"sum({ERRORS_RATE}{_rule()})", "errors/s")
 CALLS_PER_SECOND: Final = Query(f"sum({FUNCTION_CALLS_RATE}{_rule()})", "calls/s")
-BREAKERS_OPEN: Final = Query(f"sum(vigil_circuit_breaker_state{_raw(_OPEN)})", "open")
+# Breakers OPEN in at least one worker: under gunicorn (PROMETHEUS_MULTIPROC_DIR) the state
+# gauge has one series per live worker (a pid label), so max by breaker first, then count.
+BREAKERS_OPEN: Final = Query(
+    f"sum(max by (job, instance, breaker) (vigil_circuit_breaker_state{_raw(_OPEN)}))", "open")
 ALERTS_FIRING_COUNT: Final = Query(f"count(ALERTS{_raw(_FIRING)})", "firing")
 LATENCY_P95_ALL: Final = Query(
     f"histogram_quantile(0.95, sum by (le) ({FUNCTION_DURATION_BUCKET_RATE}{_rule()}))", "p95")
@@ -107,11 +111,19 @@ RECOVERY_ACTIONS: Final = Query(
 # --- circuit breakers ----------------------------------------------------------------------
 
 # One series per breaker and instance: 0 CLOSED, 1 HALF_OPEN, 2 OPEN (the panel maps the values
-# to names). The gauge has one 0/1 series per state, all present from the breaker's creation.
+# to names). The gauge has one 0/1 series per state, all present from the breaker's creation,
+# and under gunicorn one set per live worker (a pid label): each worker's 0/1/2 is computed
+# first (matching on every label but state), then the worst one is shown, so the band is OPEN
+# when any worker's breaker is OPEN, HALF_OPEN when none is OPEN and one is probing.
 BREAKER_STATE: Final = Query(
-    f"max by (instance, breaker) (vigil_circuit_breaker_state{_raw(_HALF_OPEN)})"
-    f" + 2 * max by (instance, breaker) (vigil_circuit_breaker_state{_raw(_OPEN)})",
+    f"max by (instance, breaker) (vigil_circuit_breaker_state{_raw(_HALF_OPEN)}"
+    f" + ignoring (state) 2 * vigil_circuit_breaker_state{_raw(_OPEN)})",
     "{{breaker}} ({{instance}})")
+# How many workers have each breaker OPEN or HALF_OPEN (0 or 1 in a single process): what
+# VigilCircuitBreakerOpen counts.
+BREAKER_WORKERS_NOT_CLOSED: Final = Query(
+    f"sum by (instance, breaker, state) (vigil_circuit_breaker_state{_raw(_NOT_CLOSED)})",
+    "{{breaker}} {{state}} ({{instance}})")
 BREAKER_TRANSITIONS: Final = Query(
     f"sum by (breaker) ({BREAKER_TRANSITIONS_INCREASE}{_rule()})", "{{breaker}}")
 BREAKER_CALLS_BY_OUTCOME: Final = Query(

@@ -7,29 +7,33 @@ template variables replaced (``$job`` -> ``vigil``, ``$instance`` -> ``.*``,
 (``tests/unit/test_dashboards_build.py`` runs the same expressions through ``promtool check
 rules``.)
 
-What runs: the agent-studio demo in this process at ``scale=0.3`` (its minute-long story in about
-18 s: breaker opening and recovering, runaway agents raising critical errors, the embedding
-brownout with retry give-ups), recording into vigil's process-wide registry; the exporter serving
-that registry; the resource sampler; and a Prometheus from the Debian package with the
-repository's ``alerts/`` configuration and rules (recording rules included), scraping and
-evaluating every second. No Alertmanager: ``ALERTS`` is Prometheus's own series, and the demo's
-critical errors fire ``VigilCriticalError`` (no ``for:``) on the next evaluation.
+What runs (``tests/integration/live_demo.py``): the agent-studio demo in this process at
+``scale=0.3`` (its minute-long story in about 18 s: breaker opening and recovering, runaway
+agents raising critical errors, the embedding brownout with retry give-ups), recording into
+vigil's process-wide registry; the exporter serving that registry; the resource sampler; and a
+Prometheus from the Debian package with the repository's ``alerts/`` configuration and rules
+(recording rules included), scraping and evaluating every second. No Alertmanager: ``ALERTS`` is
+Prometheus's own series, and the demo's critical errors fire ``VigilCriticalError`` (no
+``for:``) on the next evaluation. ``tests/integration/test_victoriametrics.py`` runs the same
+queries against VictoriaMetrics behind the production recipe's ``remote_write``.
 
 A query counts once it has returned a non-empty result with at least one finite, non-zero value
 (so a panel shows something real, not only zeros or NaN from an idle histogram: e.g. "Breakers
 open" must be seen while the breaker is OPEN, "Retry give-ups" after the brownout). The test
 polls against a deadline and, on failure, lists the queries that returned nothing, and those that
 returned only zeros or NaN.
+
+The demo runs one process; the breaker panels under gunicorn (one state series per worker, a
+``pid`` label) are checked by promtool on hand-made per-worker series
+(``test_breaker_panels_show_the_worst_worker``).
 """
+
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import threading
-import time
-import urllib.parse
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,13 +42,19 @@ from typing import Any
 
 import pytest
 import yaml
-from dashboards.model import PanelQuery, load_dashboards, panel_queries, variable_queries
+from dashboards import queries as q
+from dashboards.model import variable_queries
 from dashboards.queries import RECORDING_RULES, TEST_VARIABLES, expand
 
-import vigil
-import vigil.config
 from tests.integration.conftest import prom_query, wait_until
-from vigil_exporter.server import ExporterHandle, start_exporter
+from tests.integration.live_demo import (
+    DASHBOARDS,
+    QUERIES,
+    Demo,
+    label_values,
+    playing_demo,
+    wait_for_every_query,
+)
 from vigil_exporter.stack import ALERTS_DIR, LocalStack, find_prometheus
 
 pytestmark = [
@@ -53,13 +63,9 @@ pytestmark = [
                        reason="prometheus is not installed (./run test installs it)"),
 ]
 
-SCALE = 0.3
 # Seconds for every query to have shown data; typically ~12 s (Prometheus scrapes first about
 # 5 s after it starts, the retry give-ups come with the brownout ~9-12 s into the demo).
 DEADLINE = 75.0
-
-DASHBOARDS = load_dashboards()
-QUERIES = [query for dash in DASHBOARDS.values() for query in panel_queries(dash)]
 
 
 def _alerts_dir(tmp_path: Path) -> Path:
@@ -81,114 +87,40 @@ def _alerts_dir(tmp_path: Path) -> Path:
 @dataclass
 class Running:
     prometheus_url: str
-    demo_errors: list[BaseException]
+    demo: Demo
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """The demo recording, the exporter serving it, Prometheus scraping it every second."""
-    from vigil_exporter.demo import AgentStudioDemo  # its decorators register demo series
-
     tmp_path = tmp_path_factory.mktemp("dashboards")
-    # The demo repeats a few alert messages. With the default 60 s de-duplication the first of
-    # each is dispatched before Prometheus's first scrape and the next a minute later, so
-    # "vigil alerts dispatched" (a rate) would stay 0 for this whole test: dispatch them all.
-    before = vigil.config.get_config()
-    vigil.configure({"monitoring": {"alerts": {"dedup_window": 0}}})
-    errors: list[BaseException] = []
-    stop = threading.Event()
-    exporter: ExporterHandle | None = None
-    stack: LocalStack | None = None
-    sampler_started = False
-    thread: threading.Thread | None = None
-    with open(tmp_path / "demo.log", "w", encoding="utf-8") as log, \
-            AgentStudioDemo(scale=SCALE, seed=7, log_stream=log) as demo:
-
-        def play() -> None:
-            try:
-                demo.run(None, stop)
-            except BaseException as exc:  # reported by the test, not lost in the thread
-                errors.append(exc)
-
+    with playing_demo(tmp_path) as demo:
+        stack = LocalStack(exporter_url=demo.exporter.url, webhook_url=None,
+                           alerts_dir=_alerts_dir(tmp_path), scrape_interval="1s")
         try:
-            exporter = start_exporter(port=0)
-            stack = LocalStack(exporter_url=exporter.url, webhook_url=None,
-                               alerts_dir=_alerts_dir(tmp_path), scrape_interval="1s")
             stack.start(alertmanager=False)
             assert stack.prometheus_url is not None
-            sampler_started = vigil.performance_monitor.start_monitoring(1.0)
-            thread = threading.Thread(target=play, name="agent-studio-demo", daemon=True)
-            thread.start()
-            yield Running(stack.prometheus_url, errors)
+            demo.play()
+            yield Running(stack.prometheus_url, demo)
         finally:
-            stop.set()
-            if thread is not None:
-                thread.join(15)
-            if sampler_started:
-                vigil.performance_monitor.stop_monitoring()
-            if stack is not None:
-                stack.stop()
-            if exporter is not None:
-                exporter.stop()
-            vigil.configure(before)
-
-
-def _label_values(base_url: str, label: str, selector: str) -> list[str]:
-    query = urllib.parse.urlencode({"match[]": selector})
-    with urllib.request.urlopen(f"{base_url}/api/v1/label/{label}/values?{query}",
-                                timeout=5) as response:
-        body: dict[str, Any] = json.load(response)
-    assert body["status"] == "success", body
-    values: list[str] = body["data"]
-    return values
+            stack.stop()
 
 
 def _unhealthy_rules(base_url: str) -> str:
     """Rules Prometheus failed to evaluate (an explanation for queries on recording rules)."""
     with urllib.request.urlopen(f"{base_url}/api/v1/rules", timeout=5) as response:
         groups = json.load(response)["data"]["groups"]
-    return "".join(f"  {rule['name']}: {rule.get('lastError')}\n" for group in groups
-                   for rule in group["rules"] if rule.get("health") not in ("ok", "unknown"))
-
-
-def _shows_something(result: list[dict[str, Any]]) -> bool:
-    """Whether an instant-query result has a finite, non-zero value."""
-    for series in result:
-        value = float(series["value"][1])
-        if math.isfinite(value) and value != 0:
-            return True
-    return False
+    failing = "".join(f"  {rule['name']}: {rule.get('lastError')}\n" for group in groups
+                      for rule in group["rules"] if rule.get("health") not in ("ok", "unknown"))
+    return "rules failing in Prometheus:\n" + (failing or "  none\n")
 
 
 def test_every_panel_query_returns_data(running: Running) -> None:
     """Each panel query of every dashboard returns non-zero data from the demo's metrics."""
     url = running.prometheus_url
-    started = time.monotonic()
-    pending: dict[str, PanelQuery] = {query.name: query for query in QUERIES}
-    assert len(pending) == len(QUERIES), "two queries share a panel id and refId"
-    answered: set[str] = set()  # returned a non-empty result, if only zeros or NaN
-    deadline = started + DEADLINE
-    while pending and time.monotonic() < deadline and not running.demo_errors:
-        for name, query in list(pending.items()):
-            result = prom_query(url, query.expanded())
-            if result:
-                answered.add(name)
-            if _shows_something(result):
-                del pending[name]
-        if pending:
-            time.sleep(0.5)  # polling Prometheus against the deadline above
-    assert not running.demo_errors, f"the demo crashed: {running.demo_errors[0]!r}"
-    empty = [q for name, q in pending.items() if name not in answered]
-    zeros = [q for name, q in pending.items() if name in answered]
-    assert not pending, (
-        f"{len(pending)} of {len(QUERIES)} panel queries showed no data within "
-        f"{DEADLINE:.0f}s\nreturned nothing:\n"
-        + "".join(f"  {q.name}: {q.expanded()}\n" for q in empty)
-        + "returned only zeros or NaN:\n"
-        + "".join(f"  {q.name}: {q.expanded()}\n" for q in zeros)
-        + "rules failing in Prometheus:\n" + (_unhealthy_rules(url) or "  none\n"))
-    print(f"all {len(QUERIES)} panel queries showed data after "
-          f"{time.monotonic() - started:.1f}s")
+    seconds = wait_for_every_query(url, running.demo, DEADLINE,
+                                   explain=lambda: _unhealthy_rules(url))
+    print(f"all {len(QUERIES)} panel queries showed data after {seconds:.1f}s")
 
 
 def test_template_variables_list_the_demo_target(running: Running) -> None:
@@ -198,7 +130,78 @@ def test_template_variables_list_the_demo_target(running: Running) -> None:
     for dash in DASHBOARDS.values():
         for variable in variable_queries(dash):
             selector = expand(variable.selector or "up", TEST_VARIABLES)
-            values = _label_values(url, variable.label, selector)
+            values = label_values(url, variable.label, selector)
             assert values, f"{variable.dashboard} ${variable.name}: no {variable.label} values"
             if variable.name == "job":
                 assert TEST_VARIABLES["job"] in values
+
+
+# --- the breaker panels under gunicorn: one state series per worker ---------------------------
+
+
+def _state_series(breaker: str, states: dict[str, str], pid: str | None) -> list[dict[str, str]]:
+    """Input series of the state gauge for one breaker in one worker (or one process)."""
+    worker = f', pid="{pid}"' if pid is not None else ""
+    return [{"series": f'vigil_circuit_breaker_state{{job="vigil", instance="app:8000", '
+                       f'breaker="{breaker}", state="{state}"{worker}}}',
+             "values": f"{value}x5"}
+            for state, value in states.items()]
+
+
+_CLOSED = {"CLOSED": "1", "HALF_OPEN": "0", "OPEN": "0"}
+_HALF = {"CLOSED": "0", "HALF_OPEN": "1", "OPEN": "0"}
+_OPEN = {"CLOSED": "0", "HALF_OPEN": "0", "OPEN": "1"}
+
+
+def _panel_cases(pids: list[str | None]) -> dict[str, Any]:
+    """payments: two workers OPEN, one HALF_OPEN; search: one probing; ledger: all CLOSED
+    (with one pid, None: the single process, payments OPEN and search HALF_OPEN)."""
+    series: list[dict[str, str]] = []
+    for index, pid in enumerate(pids):
+        series += _state_series("payments", _OPEN if index in (0, 2) else
+                                _HALF if index == 1 else _CLOSED, pid)
+        series += _state_series("search", _HALF if index == len(pids) - 1 else _CLOSED, pid)
+        series += _state_series("ledger", _CLOSED, pid)
+    many = len(pids) > 1
+
+    def labels(breaker: str, state: str | None = None) -> str:
+        state_label = f', state="{state}"' if state else ""
+        return f'{{breaker="{breaker}", instance="app:8000"{state_label}}}'
+
+    def samples(pairs: list[tuple[str, float]]) -> list[dict[str, Any]]:
+        return [{"labels": label, "value": value} for label, value in pairs]
+
+    return {
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [
+            {"expr": expand(q.BREAKER_STATE.expr), "eval_time": "2m",
+             "exp_samples": samples([(labels("payments"), 2), (labels("search"), 1),
+                                     (labels("ledger"), 0)])},
+            {"expr": expand(q.BREAKERS_OPEN.expr), "eval_time": "2m",
+             "exp_samples": samples([("{}", 1)])},
+            {"expr": expand(q.BREAKER_WORKERS_NOT_CLOSED.expr), "eval_time": "2m",
+             "exp_samples": samples([
+                 (labels("payments", "OPEN"), 2 if many else 1),
+                 (labels("payments", "HALF_OPEN"), int(many)),
+                 (labels("search", "OPEN"), 0), (labels("search", "HALF_OPEN"), 1),
+                 (labels("ledger", "OPEN"), 0), (labels("ledger", "HALF_OPEN"), 0)])},
+        ],
+    }
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_breaker_panels_show_the_worst_worker(tmp_path: Path) -> None:
+    """With 4 workers the state panel shows OPEN if any is, counts the open breakers once, and
+    the workers panel counts the workers per state; one process gives the same answers."""
+    used = {query.expr for query in QUERIES}
+    for query in (q.BREAKER_STATE, q.BREAKERS_OPEN, q.BREAKER_WORKERS_NOT_CLOSED):
+        assert query.expr in used, f"not on a dashboard: {query.expr}"
+    (tmp_path / "empty.rules.yml").write_text("groups: []\n", encoding="utf-8")
+    tests = {"rule_files": ["empty.rules.yml"], "evaluation_interval": "1m",
+             "tests": [_panel_cases(["101", "102", "103", "104"]), _panel_cases([None])]}
+    path = tmp_path / "breaker-panels.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False), encoding="utf-8")
+    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True,
+                            text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,10 +1,12 @@
 """alerts/ as code: generated files up to date, promtool/amtool clean, every alert tested.
 
 ``alerts/build.py`` generates the rule files and the Prometheus/Alertmanager configs from one
-``Settings``; these tests rebuild them, run ``promtool check``/``test rules`` and ``amtool
-check-config``/``config routes test`` on them, and check that each alert has a promtool case that
-fires and one that does not, a runbook section, and uses only metrics the README documents. The
-inhibition rule is proven on a real Alertmanager.
+``Settings`` (the docker-compose pair and the production recipe of ``alerts/production/``: an
+HA pair of Prometheus configs and the Alertmanager cluster's config); these tests rebuild them,
+run ``promtool check``/``test rules`` and ``amtool check-config``/``config routes test`` on
+them, and check that each alert has a promtool case that fires and one that does not, a runbook
+section, and uses only metrics the README documents. The inhibition rule is proven on a real
+Alertmanager.
 """
 
 from __future__ import annotations
@@ -30,7 +32,12 @@ from vigil_exporter.stack import LocalStack, find_alertmanager, free_port
 REPO = Path(__file__).resolve().parents[2]
 ALERTS = REPO / "alerts"
 BUILD = ALERTS / "build.py"
-GENERATED = ("vigil.rules.yml", "vigil.recording.rules.yml", "alertmanager.yml", "prometheus.yml")
+GENERATED = ("vigil.rules.yml", "vigil.recording.rules.yml", "alertmanager.yml", "prometheus.yml",
+             "production/prometheus-a.yml", "production/prometheus-b.yml",
+             "production/alertmanager.yml")
+PROMETHEUS_CONFIGS = ("prometheus.yml", "production/prometheus-a.yml",
+                      "production/prometheus-b.yml")
+ALERTMANAGER_CONFIGS = ("alertmanager.yml", "production/alertmanager.yml")
 TEST_FILES = sorted((ALERTS / "tests").glob("*.yml"))
 PROMTOOL = shutil.which("promtool")
 AMTOOL = shutil.which("amtool")
@@ -41,8 +48,8 @@ needs_amtool = pytest.mark.skipif(AMTOOL is None, reason="amtool is not installe
 # Label values of the metrics table rows: | `vigil_name` | type | ...
 README_METRIC = re.compile(r"^\| `(vigil_[a-z0-9_]+)` \| (\w+) \|", re.M)
 METRIC_NAME = re.compile(r"\b([a-z_][a-z0-9_]*(?::[a-z0-9_]+)*)\s*(?=\{|\[|\)|$|\s)")
-PROMQL_WORDS = {"sum", "by", "max", "min", "avg", "rate", "increase", "and", "or", "unless",
-                "offset", "absent", "avg_over_time", "without", "on", "ignoring"}
+PROMQL_WORDS = {"sum", "by", "max", "min", "avg", "count", "rate", "increase", "and", "or",
+                "unless", "offset", "absent", "avg_over_time", "without", "on", "ignoring"}
 
 
 def _build(*args: str) -> subprocess.CompletedProcess[str]:
@@ -79,6 +86,8 @@ def test_committed_files_match_build(tmp_path: Path) -> None:
     """Rebuilding alerts/ from build.py gives exactly the committed files."""
     result = _build("--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == sorted(GENERATED)
     for name in GENERATED:
         built = (tmp_path / name).read_text(encoding="utf-8")
         committed = (ALERTS / name).read_text(encoding="utf-8")
@@ -105,12 +114,36 @@ def test_overrides_write_a_variant_and_never_the_committed_files(tmp_path: Path)
     assert "--set needs --out" in refused.stderr
 
 
+def test_check_names_stale_and_stray_production_files(tmp_path: Path) -> None:
+    """--check fails on an edited production file and on one build.py no longer writes."""
+    assert _build("--out", str(tmp_path)).returncode == 0
+    assert _build("--out", str(tmp_path), "--check").returncode == 0
+    edited = tmp_path / "production" / "prometheus-b.yml"
+    edited.write_text(edited.read_text(encoding="utf-8").replace("replica: b", "replica: c"),
+                      encoding="utf-8")
+    stray = tmp_path / "production" / "prometheus-c.yml"
+    stray.write_text("global: {}\n", encoding="utf-8")
+    result = _build("--out", str(tmp_path), "--check")
+    assert result.returncode == 1
+    assert f"stale: {edited}" in result.stderr
+    assert f"stray: {stray} is not generated any more" in result.stderr
+    assert _build("--out", str(tmp_path)).returncode == 0  # a rebuild removes the stray
+    assert not stray.exists()
+    assert _build("--out", str(tmp_path), "--check").returncode == 0
+
+
 @pytest.mark.parametrize(("pair", "message"), [
     ("breaker_open_fr=5s", "no such setting; did you mean 'breaker_open_for'?"),
     ("breaker_open_for=soon", "breaker_open_for: got 'soon'; expected a Prometheus duration"),
     ("breaker_flap_trips=many", "breaker_flap_trips: got 'many'; expected int"),
     ("memory_ratio=80", "memory_ratio: got 80.0; must be in (0, 1]"),
     ("breaker_open_for", "expected key=value"),
+    ("replicas=a", "replicas: got 'a'; expected two or more distinct names"),
+    ("replicas=a,a", "replicas: got 'a,a'; expected two or more distinct names"),
+    ("replica_label=re-plica", "replica_label: got 're-plica'; expected a Prometheus label"),
+    ("alertmanager_peers=am1", "alertmanager_peers: got 'am1'; expected host:port addresses"),
+    ("alertmanager_cluster_port=70000", "alertmanager_cluster_port: got 70000; must be a TCP"),
+    ("remote_write_url=vm:8428", "remote_write_url: got 'vm:8428'; expected an http://"),
 ])
 def test_bad_overrides_are_usage_errors(tmp_path: Path, pair: str, message: str) -> None:
     """A wrong --set names the setting and what is allowed, with exit status 2."""
@@ -132,12 +165,14 @@ def test_promtool_check_rules() -> None:
 
 
 @needs_promtool
-def test_promtool_check_config() -> None:
-    """promtool check config accepts alerts/prometheus.yml and finds both rule files."""
+@pytest.mark.parametrize("name", PROMETHEUS_CONFIGS)
+def test_promtool_check_config(name: str) -> None:
+    """promtool check config accepts each Prometheus config and finds both rule files."""
     assert PROMTOOL is not None
-    result = _run([PROMTOOL, "check", "config", str(ALERTS / "prometheus.yml")])
+    result = _run([PROMTOOL, "check", "config", str(ALERTS / name)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 rule files found" in result.stdout
+    assert "SUCCESS: 16 rules found" in result.stdout  # the alerting rules, loaded
 
 
 @needs_promtool
@@ -286,27 +321,31 @@ def test_stack_rewrites_the_generated_configs(tmp_path: Path) -> None:
 
 @needs_amtool
 def test_amtool_check_config(tmp_path: Path) -> None:
-    """amtool check-config accepts alertmanager.yml, and its variant with a token file."""
+    """amtool check-config accepts both Alertmanager configs, and the variant with a token file."""
     assert AMTOOL is not None
     assert _build("--out", str(tmp_path), "--set",
                   "webhook_credentials_file=/run/secrets/vigil-token").returncode == 0
     variant = yaml.safe_load((tmp_path / "alertmanager.yml").read_text(encoding="utf-8"))
     assert variant["receivers"][0]["webhook_configs"][0]["http_config"] == {
         "authorization": {"type": "Bearer", "credentials_file": "/run/secrets/vigil-token"}}
-    for path in (ALERTS / "alertmanager.yml", tmp_path / "alertmanager.yml"):
+    paths = [ALERTS / name for name in ALERTMANAGER_CONFIGS] + [tmp_path / "alertmanager.yml"]
+    for path in paths:
         result = _run([AMTOOL, "check-config", str(path)])
         assert result.returncode == 0, result.stdout + result.stderr
+        assert "Found:\n - global config\n - route\n - 1 inhibit rules\n - 4 receivers" \
+            in result.stdout, result.stdout
 
 
 @needs_amtool
-def test_every_alert_routes_to_its_severity_receiver() -> None:
+@pytest.mark.parametrize("name", ALERTMANAGER_CONFIGS)
+def test_every_alert_routes_to_its_severity_receiver(name: str) -> None:
     """amtool config routes test sends each alert to vigil-<severity>; others to vigil."""
     assert AMTOOL is not None
     cases = {(r["alert"], r["labels"]["severity"]) for r in _alert_rules()} | {("Other", "page")}
     for alertname, severity in sorted(cases):
         expected = f"vigil-{severity}" if severity in ("critical", "warning", "info") else "vigil"
         result = _run([AMTOOL, "config", "routes", "test",
-                       f"--config.file={ALERTS / 'alertmanager.yml'}",
+                       f"--config.file={ALERTS / name}",
                        f"--verify.receivers={expected}",
                        f"alertname={alertname}", f"severity={severity}", "job=vigil"])
         assert result.returncode == 0, (alertname, severity, result.stdout + result.stderr)

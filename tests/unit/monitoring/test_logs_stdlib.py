@@ -78,6 +78,11 @@ def logging_state() -> Iterator[None]:
     saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers), logging.getLogger(n).level,
               logging.getLogger(n).propagate, logging.getLogger(n).disabled) for n in names]
     default_stream = logs_module._default_stream
+    # Start from unset levels: an earlier test's uvicorn server (log_level="warning") leaves
+    # uvicorn.error at WARNING, and logging_config() keeps the level a server gave its logger.
+    for logger, *_ in saved[1:]:
+        logger.setLevel(logging.NOTSET)
+        logger.disabled = False
     yield
     for logger, handlers, level, propagate, disabled in saved:
         logger.handlers[:] = handlers
