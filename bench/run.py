@@ -130,6 +130,11 @@ What each row measures:
   the time and a call can wait one GIL switch (~5 ms); a recorder *blocked* by the scrape would
   wait out whole renders. The two targets are this runner's reading of "not blocked": p99
   latency at most 2x that with no scrape, and no call as long as half a render.
+- Multiprocess mode: prometheus_client fixes its mode at import, so `@monitor_performance` and
+  the same hand-written decorator run in a child process with `PROMETHEUS_MULTIPROC_DIR` set
+  (every value an mmap write under prometheus_client's lock), and again in one without it for
+  vigil's single-process figure. vigil writes five values per call there (histogram sum and
+  bucket, calls, in-progress up and down), the peer three.
 - Webhook: the exporter on loopback with its SQLite store in a temporary folder (one fsync
   per notification) and one no-op handler. A 1-alert notification's 2xx against `GET /healthz`
   on the same keep-alive connection (the HTTP floor), then 4 clients posting 10-alert
