@@ -77,6 +77,25 @@ def _us(seconds: dict[str, float]) -> dict[str, float]:
 # --- @monitor_performance ----------------------------------------------------------------------
 
 
+def timed_bound(fn: Callable[[], int], duration: Histogram, calls: Counter,
+                label: str) -> Callable[[], int]:
+    """The peer of the decorator rows: a hand-written prometheus_client timing decorator, its
+    children bound once."""
+    observe = duration.labels(label).observe
+    inc = calls.labels(label).inc
+    perf = time.perf_counter
+
+    def wrapper() -> int:
+        start = perf()
+        try:
+            return fn()
+        finally:
+            observe(perf() - start)
+            inc()
+
+    return wrapper
+
+
 def monitor_performance_rows(budget: Budget) -> list[Result]:
     """``@monitor_performance`` vs a hand-written prometheus_client timing decorator."""
     from vigil.monitoring import instruments
@@ -92,21 +111,6 @@ def monitor_performance_rows(budget: Budget) -> list[Result]:
     duration = Histogram("bench_duration_seconds", "Call duration.", ["function"],
                          registry=registry, buckets=instruments.SECOND_BUCKETS)
     calls = Counter("bench_calls_total", "Calls.", ["function"], registry=registry)
-
-    def timed_bound(fn: Callable[[], int]) -> Callable[[], int]:
-        observe = duration.labels("bench_bound").observe
-        inc = calls.labels("bench_bound").inc
-        perf = time.perf_counter
-
-        def wrapper() -> int:
-            start = perf()
-            try:
-                return fn()
-            finally:
-                observe(perf() - start)
-                inc()
-
-        return wrapper
 
     def timed_lookup(fn: Callable[[], int]) -> Callable[[], int]:
         perf = time.perf_counter
@@ -124,7 +128,8 @@ def monitor_performance_rows(budget: Budget) -> list[Result]:
     def plain() -> int:
         return 1
 
-    bound, looked_up = timed_bound(plain), timed_lookup(plain)
+    bound = timed_bound(plain, duration, calls, "bench_bound")
+    looked_up = timed_lookup(plain)
     us = _us(measure({
         "vigil": sync_runner("f()", {"f": vigil_fn}),
         "bound": sync_runner("f()", {"f": bound}),

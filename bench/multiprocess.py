@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from bench.cases import timed_bound
 from bench.harness import FULL, QUICK, measure, sync_runner
 
 
@@ -38,20 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     duration = Histogram("bench_duration_seconds", "Call duration.", ["function"],
                          registry=registry, buckets=instruments.SECOND_BUCKETS)
     calls = Counter("bench_calls_total", "Calls.", ["function"], registry=registry)
-    observe, inc = duration.labels("bench").observe, calls.labels("bench").inc
-    perf = time.perf_counter
-
-    def timed(fn: Callable[[], int]) -> Callable[[], int]:
-        def wrapper() -> int:
-            start = perf()
-            try:
-                return fn()
-            finally:
-                observe(perf() - start)
-                inc()
-        return wrapper
-
-    peer = timed(lambda: 1)
+    peer = timed_bound(lambda: 1, duration, calls, "bench")
     seconds = measure({"vigil": sync_runner("f()", {"f": vigil_fn}),
                        "peer": sync_runner("f()", {"f": peer})}, QUICK if args.quick else FULL)
     print(json.dumps({"multiprocess": MULTIPROCESS, **seconds}))

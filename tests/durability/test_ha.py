@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import json
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +37,15 @@ from tests.durability.support import (
     write_recorder,
 )
 from tests.integration.conftest import requires_stack
-from tests.integration.recipe import REPLICAS, Prometheus, alertmanager_config, prometheus_config
+from tests.integration.recipe import (
+    REPLICAS,
+    Prometheus,
+    alertmanager_config,
+    prometheus_config,
+)
+from tests.integration.recipe import get_json as _json
+from tests.integration.recipe import get_text as _text
+from tests.integration.recipe import metric_sum as _metric_sum
 from vigil_exporter.stack import free_port
 
 pytestmark = [pytest.mark.integration, requires_stack, pytest.mark.timeout(300)]
@@ -100,28 +106,6 @@ class Condition:
 # --- HTTP helpers ------------------------------------------------------------------------------
 
 
-def _json(url: str) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.load(response)
-    except OSError:
-        return None
-
-
-def _text(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
-
-
-def _metric_sum(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples of ``name`` in a Prometheus text exposition (label-filtered)."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name) or line[len(name):len(name) + 1] not in ("{", " "):
-            continue
-        if all(f'{key}="{value}"' in line for key, value in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def _cluster_peers(am: Alertmanager) -> int:
