@@ -96,12 +96,11 @@ def timed_bound(fn: Callable[[], int], duration: Histogram, calls: Counter,
     return wrapper
 
 
-def monitor_performance_rows(budget: Budget) -> list[Result]:
-    """``@monitor_performance`` vs a hand-written prometheus_client timing decorator."""
+def decorator_subjects(monitor: Any) -> tuple[Callable[[], int], Histogram, Counter]:
+    """The decorator rows' subjects: a ``@monitor_performance`` function on ``monitor`` and the
+    histogram and counter (same buckets) a hand-written peer records into."""
     from vigil.monitoring import instruments
-    from vigil.monitoring.metrics import PerformanceMonitor, monitor_performance
-
-    monitor = PerformanceMonitor()
+    from vigil.monitoring.metrics import monitor_performance
 
     @monitor_performance("bench_vigil", monitor=monitor)
     def vigil_fn() -> int:
@@ -111,6 +110,14 @@ def monitor_performance_rows(budget: Budget) -> list[Result]:
     duration = Histogram("bench_duration_seconds", "Call duration.", ["function"],
                          registry=registry, buckets=instruments.SECOND_BUCKETS)
     calls = Counter("bench_calls_total", "Calls.", ["function"], registry=registry)
+    return vigil_fn, duration, calls
+
+
+def monitor_performance_rows(budget: Budget) -> list[Result]:
+    """``@monitor_performance`` vs a hand-written prometheus_client timing decorator."""
+    from vigil.monitoring.metrics import PerformanceMonitor
+
+    vigil_fn, duration, calls = decorator_subjects(PerformanceMonitor())
 
     def timed_lookup(fn: Callable[[], int]) -> Callable[[], int]:
         perf = time.perf_counter

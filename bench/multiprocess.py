@@ -12,9 +12,9 @@ import argparse
 import json
 import sys
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
-from bench.cases import timed_bound
+from bench.cases import decorator_subjects, timed_bound
 from bench.harness import FULL, QUICK, measure, sync_runner
 
 
@@ -23,20 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
 
-    from vigil.monitoring import instruments
-    from vigil.monitoring.metrics import PerformanceMonitor, monitor_performance
+    from vigil.monitoring.metrics import PerformanceMonitor
     from vigil.monitoring.multiprocess import MULTIPROCESS
 
-    monitor = PerformanceMonitor(registry=CollectorRegistry())
-
-    @monitor_performance("bench_vigil", monitor=monitor)
-    def vigil_fn() -> int:
-        return 1
-
-    registry = CollectorRegistry()
-    duration = Histogram("bench_duration_seconds", "Call duration.", ["function"],
-                         registry=registry, buckets=instruments.SECOND_BUCKETS)
-    calls = Counter("bench_calls_total", "Calls.", ["function"], registry=registry)
+    vigil_fn, duration, calls = decorator_subjects(PerformanceMonitor(registry=CollectorRegistry()))
     peer = timed_bound(lambda: 1, duration, calls, "bench")
     seconds = measure({"vigil": sync_runner("f()", {"f": vigil_fn}),
                        "peer": sync_runner("f()", {"f": peer})}, QUICK if args.quick else FULL)

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import terminate, wait_until
 from vigil_exporter.stack import find_alertmanager, free_port
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
@@ -247,13 +247,7 @@ class Alertmanager:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        terminate(self.proc)
 
 
 def accepted_alertnames(receiver: Receiver) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -39,3 +40,15 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.25
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)  # readiness polling against a deadline, not waiting out a timeout
+
+
+def terminate(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
+    """Stop a child server by PID: SIGTERM, SIGKILL after ``grace`` seconds (tests' finally)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(grace)

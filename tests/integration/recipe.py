@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import terminate, wait_until
 from vigil_exporter.stack import ALERTS_DIR, find_prometheus, free_port
 
 PRODUCTION = ALERTS_DIR / "production"
@@ -188,13 +188,7 @@ class Server:
 
     def stop(self) -> None:
         """Terminate the child by PID (kill after 10 s)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        terminate(self.proc)
 
 
 class Prometheus(Server):

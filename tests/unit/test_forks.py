@@ -6,10 +6,12 @@ Each test forks this interpreter; the child reports through a pipe and leaves wi
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -75,10 +77,15 @@ def test_hooks_run_on_their_side_of_the_fork() -> None:
 
 
 def test_a_collected_owner_drops_out() -> None:
-    """Bound methods are held weakly: a collected object's hooks no longer run."""
+    """Bound methods are held weakly: a collected object is not kept alive by its hooks, and
+    the next fork drops its entries."""
     probe = _Probe()
+    alive = weakref.ref(probe)
     del probe
-    in_child(lambda: None)  # would raise in the hook if the object were resurrected
+    gc.collect()
+    assert alive() is None
+    in_child(lambda: None)
+    assert all(ref() is not None for ref in forks._before + forks._after_in_parent)
 
 
 def test_alert_handlers_registered_before_the_fork_run_in_the_child() -> None:

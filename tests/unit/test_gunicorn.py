@@ -52,13 +52,16 @@ def test_on_starting_warns_about_many_workers_without_multiprocess_mode(
 
 def test_logconfig_dict_is_a_valid_dict_config() -> None:
     """logconfig_dict is accepted by logging.config.dictConfig and names gunicorn's loggers."""
-    assert {"gunicorn.error", "gunicorn.access"} <= set(gunicorn.logconfig_dict["loggers"])
-    saved = logging.getLogger("gunicorn.error").handlers[:]
+    names = ["", *gunicorn.logconfig_dict["loggers"]]
+    assert {"gunicorn.error", "gunicorn.access"} <= set(names)
+    saved = [(logging.getLogger(n), logging.getLogger(n).handlers[:], logging.getLogger(n).level,
+              logging.getLogger(n).propagate) for n in names]
     try:
         logging.config.dictConfig(gunicorn.logconfig_dict)
         handler = logging.getLogger("gunicorn.error").handlers[0]
         assert type(handler).__name__ == "JsonLineHandler"
-    finally:
-        logging.getLogger("gunicorn.error").handlers[:] = saved
-        logging.getLogger().handlers[:] = [h for h in logging.getLogger().handlers
-                                           if type(h).__name__ != "JsonLineHandler"]
+    finally:  # dictConfig changed process-wide loggers: put them back for the next tests
+        for logger, handlers, level, propagate in saved:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
