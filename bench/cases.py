@@ -159,9 +159,13 @@ def tracing_rows(budget: Budget) -> list[Result]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import NoOpTracerProvider
 
+    from vigil.monitoring import context
     from vigil.monitoring.tracing import trace_context, trace_execution
 
     sdk = TracerProvider().get_tracer("bench")  # no span processor: spans are dropped at end
+    # vigil alone, as in a process without OpenTelemetry (the SDK is imported here only as the
+    # peer): bench.otlp's row measures vigil sharing OpenTelemetry's context.
+    context.share_opentelemetry_context(False)
     noop = NoOpTracerProvider().get_tracer("bench")
 
     @trace_execution("Bench", "decorated")
@@ -180,6 +184,7 @@ def tracing_rows(budget: Budget) -> list[Result]:
         "noop": sync_runner("with span('block'):\n    pass",
                             {"span": noop.start_as_current_span}),
     }, budget))
+    context.share_opentelemetry_context(True)
     return [
         Result("`trace_context` span", us["context"], "OpenTelemetry SDK span, no processor",
                us["sdk"], "µs", 0.2),

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import cases, webhook
+from bench import cases, otlp, webhook
 from bench.harness import FULL, QUICK, Budget, machine
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -28,6 +28,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 ROWS: dict[str, Callable[[Budget, argparse.Namespace], list[cases.Result]]] = {
     "metrics": lambda b, a: cases.monitor_performance_rows(b),
     "tracing": lambda b, a: cases.tracing_rows(b),
+    "export": lambda b, a: otlp.export_rows(b),
     "breaker": lambda b, a: cases.breaker_rows(b),
     "retry": lambda b, a: cases.retry_rows(b),
     "logs": lambda b, a: cases.logging_rows(b),

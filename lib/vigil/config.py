@@ -76,6 +76,7 @@ ERROR_CATEGORIES = ("FILE_PROCESSING", "AGENT_EXECUTION", "MEMORY_STORAGE", "VEC
 ERROR_SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 RECOVERY_ACTIONS = ("retry", "fallback", "skip", "abort")
 PID_CHOICES = ("auto", "true", "false")  # monitoring.logging.include_pid
+EXPORT_CHOICES = ("auto", "otlp", "none")  # monitoring.tracing.export
 SERVICE_MAX_CHARS = 255  # monitoring.logging.service
 _BOOL_WORDS = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false",
                "off": "false"}
@@ -333,6 +334,17 @@ class TracingSettings(_Settings):
     trace_retention: int = _setting(1000, minimum=1, doc="completed trace entries kept")
     max_active_traces: int = _setting(
         10000, minimum=1, doc="entries started but not ended; the oldest is dropped past it")
+    export: str = _setting(
+        "auto", choices=EXPORT_CHOICES,
+        doc="send sampled spans over OTLP/HTTP (needs vigil[otel]): auto does when "
+            "OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set "
+            "(and OTEL_TRACES_EXPORTER, when set, names otlp); otlp always; none never")
+    exit_flush_timeout: float = _setting(
+        5.0, minimum=0, doc="seconds the interpreter's exit waits for queued spans to be "
+                            "exported (0: no wait); what is left is logged")
+    opentelemetry_context: bool = _setting(
+        True, doc="share the current span with OpenTelemetry's context once opentelemetry-api "
+                  "is imported: each side's spans become the other's children")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,17 @@ is copied into asyncio tasks; threads start with an empty context, so use :func:
 to carry it into a thread or an executor.
 
 Ids follow W3C Trace Context (https://www.w3.org/TR/trace-context/): a 32-hex ``trace_id``
-shared by a whole tree, a 16-hex ``span_id`` per entry.
+shared by a whole tree, a 16-hex ``span_id`` per entry, the sampled flag, and the vendors'
+``tracestate``, which children inherit and :func:`inject_traceparent` passes on.
+
+**OpenTelemetry.** Once ``opentelemetry.trace`` is imported (by the application or any library)
+and ``monitoring.tracing.opentelemetry_context`` is on, the current span is shared with
+OpenTelemetry's context: :func:`current_span` answers OpenTelemetry's current span when one is
+set (so a vigil span started inside ``tracer.start_as_current_span`` is its child, and log lines
+carry its ids), and every span vigil makes current is also made current in OpenTelemetry's context
+(so an OpenTelemetry span started inside it is its child). The bridge lives in
+:mod:`vigil.monitoring._otel_bridge`, imported only then; without OpenTelemetry nothing of it is
+imported and the current span is this module's context variable alone.
 """
 
 from __future__ import annotations
@@ -17,12 +27,15 @@ import functools
 import os
 import random
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from typing import NamedTuple, ParamSpec, TypeVar
+from types import ModuleType
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 __all__ = [
     "TRACEPARENT_HEADER",
+    "TRACESTATE_HEADER",
     "SpanContext",
     "attach",
     "detach",
@@ -31,15 +44,24 @@ __all__ = [
     "current_span",
     "extract_traceparent",
     "format_traceparent",
+    "format_tracestate",
     "inject_traceparent",
     "new_span_id",
     "new_trace_id",
     "parse_traceparent",
+    "parse_tracestate",
     "use_span",
 ]
 
 TRACEPARENT_HEADER = "traceparent"
+TRACESTATE_HEADER = "tracestate"
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+# One tracestate list member, as W3C Trace Context level 1 writes the key and value grammar.
+_TRACESTATE_MEMBER = re.compile(
+    r"^(?:[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13})"
+    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$")
+_TRACESTATE_MAX_MEMBERS = 32  # the spec's limit
+_TRACESTATE_MAX_CHARS = 512  # what the spec asks every vendor to propagate at least
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,6 +70,10 @@ R = TypeVar("R")
 class SpanContext(NamedTuple):
     """The identity of one span: its tree's ``trace_id`` and its own ``span_id``.
 
+    ``sampled`` is the W3C sampled flag (an unsampled span still gives its ids to log lines; it
+    is not exported), ``remote`` whether it came from another process, ``tracestate`` the
+    vendors' header value, inherited by children ("" when there is none).
+
     A NamedTuple, not a dataclass: one is made per span, and a tuple is about half the cost.
     """
 
@@ -55,6 +81,7 @@ class SpanContext(NamedTuple):
     span_id: str
     sampled: bool = True
     remote: bool = False
+    tracestate: str = ""
 
 
 _current: contextvars.ContextVar[SpanContext | None] = contextvars.ContextVar(
@@ -81,9 +108,73 @@ def new_span_id() -> str:
     return (_bits(64) or 1).to_bytes(8, "big").hex()
 
 
+# --- sharing the current span with OpenTelemetry ------------------------------------------
+
+_OTEL_TRACE = "opentelemetry.trace"  # once imported, OpenTelemetry spans may exist
+_modules = sys.modules
+_sharing = True  # monitoring.tracing.opentelemetry_context, set by the tracer's configuration
+_bridge: ModuleType | None = None  # vigil.monitoring._otel_bridge, once it is in use
+
+
+class _Joint(NamedTuple):
+    """The token of a span made current in both contexts (see :func:`_join`)."""
+
+    vigil: contextvars.Token[SpanContext | None]
+    otel: object
+    leave: Callable[[object], None]
+
+
+def _bridged() -> ModuleType | None:
+    """The bridge, when OpenTelemetry's trace API is imported and sharing is on."""
+    global _bridge
+    if not _sharing or _OTEL_TRACE not in _modules:
+        return None
+    if _bridge is None:
+        from vigil.monitoring import _otel_bridge
+        _bridge = _otel_bridge
+    return _bridge
+
+
+def share_opentelemetry_context(on: bool) -> None:
+    """Turn sharing with OpenTelemetry's context on or off (``opentelemetry_context``)."""
+    global _sharing
+    _sharing = bool(on)
+
+
+def _join(span: SpanContext | None,
+          token: contextvars.Token[SpanContext | None]) -> contextvars.Token[SpanContext | None]:
+    """Make ``span`` (already current here, by ``token``) current in OpenTelemetry's context too.
+
+    Returns what :func:`_part` undoes: ``token`` itself when nothing is shared. Typed as the
+    plain token so callers keep one type; a :class:`_Joint` is told apart by its type.
+    """
+    bridge = _bridged()
+    if bridge is None or span is None:
+        return token
+    return _Joint(token, bridge.enter(span), bridge.leave)  # type: ignore[return-value]
+
+
+def _part(token: object) -> None:
+    """Undo :func:`attach` / :func:`_join`: restore the span current before, in both contexts."""
+    if type(token) is _Joint:
+        try:
+            token.leave(token.otel)
+        finally:
+            _current.reset(token.vigil)
+    else:
+        _current.reset(token)  # type: ignore[arg-type]
+
+
 def current_span() -> SpanContext | None:
-    """The span the calling code runs in, or ``None`` outside any trace."""
-    return _current.get()
+    """The span the calling code runs in, or ``None`` outside any trace.
+
+    With OpenTelemetry sharing on (see the module's docstring), OpenTelemetry's current span
+    when it has one, else vigil's own.
+    """
+    if _bridge is None and (not _sharing or _OTEL_TRACE not in _modules):
+        return _current.get()
+    bridge = _bridged()
+    return _current.get() if bridge is None else bridge.current(_current.get())
 
 
 def attach(span: SpanContext | None) -> contextvars.Token[SpanContext | None]:
@@ -91,35 +182,81 @@ def attach(span: SpanContext | None) -> contextvars.Token[SpanContext | None]:
 
     The cheap form of :func:`use_span` for code that already has a ``try/finally``.
     """
-    return _current.set(span)
+    return _join(span, _current.set(span))
 
 
 def detach(token: contextvars.Token[SpanContext | None]) -> None:
     """Restore the span that was current before the matching :func:`attach`."""
-    _current.reset(token)
+    _part(token)
 
 
 @contextmanager
 def use_span(span: SpanContext | None) -> Iterator[SpanContext | None]:
     """Make ``span`` the current span inside the ``with`` block."""
-    token = _current.set(span)
+    token = attach(span)
     try:
         yield span
     finally:
-        _current.reset(token)
+        _part(token)
+
+
+# --- W3C headers -----------------------------------------------------------------------------
 
 
 def format_traceparent(span: SpanContext | None = None) -> str | None:
-    """The ``traceparent`` header value for ``span`` (default: the current one), or ``None``."""
-    span = span if span is not None else _current.get()
+    """The ``traceparent`` header value for ``span`` (default: the current one), or ``None``.
+
+    The flags are the span's own: ``01`` when sampled, ``00`` when not.
+    """
+    span = span if span is not None else current_span()
     if span is None:
         return None
     return f"00-{span.trace_id}-{span.span_id}-{'01' if span.sampled else '00'}"
 
 
-def parse_traceparent(header: str | None) -> SpanContext | None:
-    """Parse a ``traceparent`` header; ``None`` when absent or invalid (as the spec asks)."""
+def format_tracestate(span: SpanContext | None = None) -> str | None:
+    """The ``tracestate`` header value for ``span`` (default: the current one), or ``None``."""
+    span = span if span is not None else current_span()
+    return span.tracestate or None if span is not None else None
+
+
+def parse_tracestate(header: str | None) -> str:
+    """A ``tracestate`` header normalised (members trimmed, empty ones dropped), or "".
+
+    As the spec allows, an invalid header (a member that breaks the grammar, a key twice, more
+    than 32 members) is dropped whole; past 512 characters the last members are left out.
+    """
     if not header:
+        return ""
+    members = [m.strip() for m in header.split(",")]
+    members = [m for m in members if m]
+    if len(members) > _TRACESTATE_MAX_MEMBERS:
+        return ""
+    keys = set()
+    for member in members:
+        if _TRACESTATE_MEMBER.match(member) is None:
+            return ""
+        key = member.split("=", 1)[0]
+        if key in keys:
+            return ""
+        keys.add(key)
+    kept: list[str] = []
+    size = -1
+    for member in members:
+        size += len(member) + 1
+        if size > _TRACESTATE_MAX_CHARS:
+            break
+        kept.append(member)
+    return ",".join(kept)
+
+
+def parse_traceparent(header: str | None, tracestate: str | None = None) -> SpanContext | None:
+    """Parse a ``traceparent`` header; ``None`` when absent or invalid (as the spec asks).
+
+    ``tracestate`` is the same request's ``tracestate`` header, kept on the span (see
+    :func:`parse_tracestate`); it is ignored when the ``traceparent`` is invalid.
+    """
+    if not header or not isinstance(header, str):
         return None
     match = _TRACEPARENT.match(header.strip().lower())
     if match is None:
@@ -129,24 +266,34 @@ def parse_traceparent(header: str | None) -> SpanContext | None:
         return None
     if trace_id == "0" * 32 or span_id == "0" * 16:
         return None
-    return SpanContext(trace_id, span_id, sampled=bool(int(flags, 16) & 1), remote=True)
+    state = parse_tracestate(tracestate) if isinstance(tracestate, str) else ""
+    return SpanContext(trace_id, span_id, sampled=bool(int(flags, 16) & 1), remote=True,
+                       tracestate=state)
 
 
 def inject_traceparent(headers: MutableMapping[str, str],
                        span: SpanContext | None = None) -> MutableMapping[str, str]:
-    """Add the ``traceparent`` of ``span`` (default: the current one) to outgoing ``headers``."""
+    """Add ``traceparent`` (and ``tracestate`` when there is one) for ``span`` (default: the
+    current one) to outgoing ``headers``; the sampled flag is the span's own."""
+    span = span if span is not None else current_span()
     value = format_traceparent(span)
     if value is not None:
         headers[TRACEPARENT_HEADER] = value
+        if span is not None and span.tracestate:
+            headers[TRACESTATE_HEADER] = span.tracestate
     return headers
 
 
-def extract_traceparent(headers: Mapping[str, str]) -> SpanContext | None:
-    """Read the ``traceparent`` of incoming ``headers`` (any capitalisation of the name)."""
+def extract_traceparent(headers: Mapping[str, Any]) -> SpanContext | None:
+    """Read ``traceparent`` (and ``tracestate``) from incoming ``headers``, any capitalisation."""
+    parent = state = None
     for name, value in headers.items():
-        if name.lower() == TRACEPARENT_HEADER:
-            return parse_traceparent(value)
-    return None
+        lowered = name.lower() if isinstance(name, str) else ""
+        if lowered == TRACEPARENT_HEADER:
+            parent = value
+        elif lowered == TRACESTATE_HEADER:
+            state = value
+    return parse_traceparent(parent, state)
 
 
 @contextmanager

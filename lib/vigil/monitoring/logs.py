@@ -104,7 +104,7 @@ from vigil.config import (
 )
 from vigil.forks import at_fork
 from vigil.monitoring import instruments
-from vigil.monitoring.context import _current, current_span
+from vigil.monitoring.context import current_span
 from vigil.monitoring.multiprocess import MULTIPROCESS
 from vigil.text import safe_text, unprintable, valid_text
 
@@ -927,7 +927,7 @@ class StructuredLogger:
              exc_info: bool | BaseException | ExcInfo | None) -> None:
         formatter = self._formatter
         try:
-            span = _current.get()
+            span = current_span()  # OpenTelemetry's span, when shared (see context)
             line_trace, line_span = trace_id, span_id  # the fallback below keeps the arguments
             if span is not None and (trace_id is None or trace_id == span.span_id):
                 line_trace, line_span = span.trace_id, span_id or span.span_id

@@ -76,15 +76,19 @@ from prometheus_client.utils import floatToGoString
 
 from vigil.clock import SYSTEM_CLOCK, Clock, SystemClock, format_rfc3339
 from vigil.config import VigilConfig, get_config, on_configure
+from vigil.monitoring import context as _context
 from vigil.monitoring import instruments
 
 # The context variable and the id source themselves rather than the helpers around them
 # (current_span, attach/detach, new_span_id, use_span): each helper is a Python call, and a
-# span's whole budget is about twenty of those.
-from vigil.monitoring.context import SpanContext, _bits, _current
+# span's whole budget is about twenty of those. _OTEL_TRACE in _modules is the check that
+# OpenTelemetry may hold a span (see vigil.monitoring.context), a dict lookup per span.
+from vigil.monitoring.context import _OTEL_TRACE, SpanContext, _bits, _current, _modules
 from vigil.monitoring.logs import StructuredLogger
 from vigil.monitoring.metrics import performance_monitor
 from vigil.monitoring.multiprocess import MULTIPROCESS
+from vigil.monitoring.otlp import SpanExport, export_wanted
+from vigil.monitoring.sampling import Sampler, sampler_from_env
 from vigil.text import safe_text
 
 __all__ = [
@@ -104,7 +108,11 @@ _BUCKETS = instruments.SECOND_BUCKETS
 _EXEMPLAR_INTERVAL = 1.0  # seconds between two exemplars on one bucket of one series
 _DROP_WARNING_INTERVAL = 60.0  # seconds between two "dropped active entries" warnings
 _new_tuple = tuple.__new__
+_attach = _context.attach  # generators step in and out of their span: shared with OpenTelemetry
+_detach = _context.detach
 _new_object = object.__new__
+_Token = Token
+_FROM_CONTEXT: Any = object()  # _start's parent: whatever span is current
 
 
 
@@ -123,13 +131,14 @@ class _Entry:
     lock can be formatted after releasing it.
     """
 
-    __slots__ = ("component", "end", "error", "id", "metadata", "operation", "parent_id",
-                 "recorded", "span", "start", "start_wall", "status")
+    __slots__ = ("component", "end", "error", "id", "metadata", "operation", "parent",
+                 "parent_id", "recorded", "span", "start", "start_wall", "status", "token")
 
     # Built only by ExecutionTracer._start, field by field (no __init__: a Python-level
     # constructor call is a twentieth of a span). Every field is set there.
     id: str  # == span.span_id, kept flat: it is the key of every index
     span: SpanContext
+    parent: SpanContext | None  # for the exported span's parent and kind
     parent_id: str | None
     component: str
     operation: str
@@ -140,6 +149,7 @@ class _Entry:
     end: float | None  # None while it runs
     status: str | None  # None while it runs
     error: dict[str, Any] | None
+    token: Token[SpanContext | None] | None  # while current: what _end restores
 
 
 class _Series:
@@ -339,11 +349,17 @@ class ExecutionTracer:
     Every argument defaults from the active configuration (``monitoring.tracing``) or from vigil's
     shared objects: the system clock, ``performance_monitor.registry`` and a
     ``StructuredLogger("vigil.tracing")``. Thread-safe; user code never runs under its lock.
+
+    Spans go to an OpenTelemetry collector when ``monitoring.tracing.export`` says so (see
+    :mod:`vigil.monitoring.otlp`), or always through ``export`` when one is given (it is kept
+    across ``configure()``). Roots are sampled by ``OTEL_TRACES_SAMPLER`` (see
+    :mod:`vigil.monitoring.sampling`), read again at each ``configure()``, or by ``sampler``.
     """
 
     def __init__(self, *, clock: Clock | None = None, registry: CollectorRegistry | None = None,
                  retention: int | None = None, max_active: int | None = None,
-                 enabled: bool | None = None, logger: WarningLogger | None = None) -> None:
+                 enabled: bool | None = None, logger: WarningLogger | None = None,
+                 export: SpanExport | None = None, sampler: Sampler | None = None) -> None:
         settings = get_config().monitoring.tracing
         self._clock = clock if clock is not None else SYSTEM_CLOCK
         # Prebound, and for the system clock the C functions themselves: the hot path reads the
@@ -387,6 +403,36 @@ class ExecutionTracer:
             "Trace entries discarded before they ended, by reason.", ("reason",))
         # Bound now so the series exists (at 0) from the start, as alert rules expect.
         self._dropped_active_cap = dropped.labels("active_cap")
+        self._given_export = export
+        self._given_sampler = sampler
+        self._configured_export: SpanExport | None = None  # built when the config asks for it
+        self._export: SpanExport | None = None  # where _complete_locked offers sampled entries
+        self._sampler: Sampler | None = None  # None: parentbased_always_on, decided inline
+        self._follow(settings)
+
+    def _follow(self, settings: Any) -> None:
+        """Take the sampler and the export from ``settings`` (``monitoring.tracing``) and the
+        ``OTEL_*`` variables, unless the constructor was given them."""
+        sampler = self._given_sampler
+        if sampler is None:
+            sampler = sampler_from_env(warn=lambda message: self._logger.warning(message))
+        self._sampler = None if sampler.is_default else sampler
+        export = self._given_export
+        if export is None and export_wanted(settings.export):
+            if self._configured_export is None:
+                self._configured_export = SpanExport(registry=self.registry)
+            export = self._configured_export
+        self._export = export
+
+    @property
+    def export(self) -> SpanExport | None:
+        """Where sampled entries are exported, or ``None`` when export is off."""
+        return self._export
+
+    def force_flush(self, timeout: float = 30.0) -> bool:
+        """Export the sampled entries ended so far now; ``True`` once sent (or no export)."""
+        export = self._export
+        return True if export is None else export.force_flush(timeout)
 
     # --- settings --------------------------------------------------------------------------
 
@@ -410,6 +456,7 @@ class ExecutionTracer:
         settings = config.monitoring.tracing
         retention = _positive_int("retention", settings.trace_retention)
         max_active = _positive_int("max_active", settings.max_active_traces)
+        self._follow(settings)
         with self._lock:
             self._enabled = settings.enabled
             self._retention = retention
@@ -445,7 +492,7 @@ class ExecutionTracer:
         ideally in a ``finally`` block.
         """
         if parent_trace_id is None:
-            parent = _current.get()
+            parent = _FROM_CONTEXT
         else:
             with self._lock:
                 known = self._entries.get(parent_trace_id)
@@ -526,6 +573,21 @@ class ExecutionTracer:
                 dicts[parent]["children"].append(node)
         return dicts[0]
 
+    def get_trace_by_trace_id(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every retained entry of the W3C trace ``trace_id`` (32 hex), as trees.
+
+        The roots are the trace's entries whose parent is not retained here (the trace's root,
+        or the first entries under a remote caller or an OpenTelemetry span), by start; each is
+        a :meth:`get_trace_tree`. Empty when no entry of that trace is retained.
+        """
+        with self._lock:  # a copy of the references only: the scan runs outside the lock
+            entries = list(self._entries.values())
+        ours = [entry for entry in entries if entry.span.trace_id == trace_id]
+        ids = {entry.id for entry in ours}
+        roots = sorted((e for e in ours if e.parent_id not in ids), key=lambda e: e.start)
+        trees = (self.get_trace_tree(root.id) for root in roots)
+        return [tree for tree in trees if tree is not None]  # None: evicted meanwhile
+
     def get_active_traces(self) -> list[dict[str, Any]]:
         """Entries started and not yet ended, oldest first, as flat dicts."""
         with self._lock:
@@ -546,16 +608,29 @@ class ExecutionTracer:
     # guarantee, about 40 ns less per use, and these run twice per span.
 
     def _start(self, component: str, operation: str, metadata: Mapping[str, Any] | None,
-               parent: SpanContext | None) -> _Entry:
+               parent: SpanContext | None = _FROM_CONTEXT, enter: bool = False) -> _Entry:
+        """Start an entry under ``parent`` (default: the current span); with ``enter`` it is
+        made the current span until :meth:`_end` (which restores the one before)."""
+        # OpenTelemetry's context is consulted only once its trace API is imported (and the
+        # bridge is on): until then the context variable alone is the current span.
+        shared = _context._bridge is not None or _OTEL_TRACE in _modules
+        if parent is _FROM_CONTEXT:
+            parent = _context.current_span() if shared else _current.get()
         # new_span_id/new_trace_id and SpanContext(...) inlined: tuple.__new__ skips the
         # NamedTuple's Python-level __new__, and each helper call is a tenth of this method.
         span_id = (_bits(64) or 1).to_bytes(8, "big").hex()
+        sampler = self._sampler  # None: parentbased_always_on (roots sampled, children inherit)
         if parent is None:
-            span = _new_tuple(SpanContext, ((_bits(128) or 1).to_bytes(16, "big").hex(),
-                                            span_id, True, False))
+            trace_id = (_bits(128) or 1).to_bytes(16, "big").hex()
+            span = _new_tuple(SpanContext, (
+                trace_id, span_id, True if sampler is None else sampler.sample(None, trace_id),
+                False, ""))
             parent_id = None
         else:
-            span = _new_tuple(SpanContext, (parent.trace_id, span_id, parent.sampled, False))
+            span = _new_tuple(SpanContext, (
+                parent.trace_id, span_id,
+                parent.sampled if sampler is None else sampler.sample(parent, parent.trace_id),
+                False, parent.tracestate))
             parent_id = parent.span_id
         # Keys of the duration index: a component that is not a str (unhashable, or with a
         # __str__ that raises) is taken as its text now; valid-text checks wait for _observe.
@@ -566,6 +641,7 @@ class ExecutionTracer:
         entry = _new_object(_Entry)
         entry.id = span_id
         entry.span = span
+        entry.parent = parent
         entry.parent_id = parent_id
         entry.component = component
         entry.operation = operation
@@ -573,6 +649,11 @@ class ExecutionTracer:
         entry.start = self._monotonic()
         entry.start_wall = self._wall()
         entry.end = entry.status = entry.error = None
+        if enter:
+            token = _current.set(span)
+            entry.token = _context._join(span, token) if shared else token
+        else:
+            entry.token = None
         entry.recorded = recorded = self._enabled
         if not recorded:
             return entry
@@ -600,9 +681,17 @@ class ExecutionTracer:
     def _end(self, entry: _Entry, status: str, error: dict[str, Any] | None) -> None:
         """End an entry started by a scope or decorator (which hold the entry itself).
 
-        One lock acquisition completes the entry, evicts the oldest from the ring and counts
-        the duration (_complete_locked, _evict_locked and _Durations.count inlined).
+        The span current before it is restored first (when it was entered). One lock
+        acquisition completes the entry, evicts the oldest from the ring and counts the
+        duration (_Durations.count inlined).
         """
+        token = entry.token
+        if token is not None:
+            entry.token = None
+            if type(token) is _Token:
+                _current.reset(token)
+            else:
+                _context._part(token)
         if not entry.recorded:
             return
         end = self._monotonic()
@@ -612,21 +701,7 @@ class ExecutionTracer:
         try:
             if self._active.pop(entry.id, None) is entry:
                 stale = False
-                entry.end = end
-                entry.status = status
-                entry.error = error
-                completed = self._completed
-                if len(completed) >= self._retention:
-                    old = completed.popleft()
-                    self._entries.pop(old.id, None)
-                    parent_id = old.parent_id
-                    if parent_id is not None:
-                        kids = self._children.get(parent_id)
-                        if kids is not None:
-                            kids.pop(old.id, None)
-                            if not kids:
-                                del self._children[parent_id]
-                completed.append(entry)
+                self._complete_locked(entry, end, status, error, None)
             else:
                 # Ended by end_trace already (stale), or dropped past max_active or cleared
                 # before it ended: the operation still happened, so its duration counts.
@@ -672,6 +747,9 @@ class ExecutionTracer:
                     if not kids:
                         del self._children[parent_id]
         completed.append(entry)
+        export = self._export
+        if export is not None and entry.span.sampled:
+            export.offer(entry)
 
     def _evict_locked(self, entry: _Entry) -> None:
         """Remove ``entry`` from the indexes (it is already out of the active map / ring)."""
@@ -752,6 +830,14 @@ class ExecutionTracer:
         return series
 
 
+def _share_context(config: VigilConfig) -> None:
+    """``monitoring.tracing.opentelemetry_context``: one switch for the whole process."""
+    _context.share_opentelemetry_context(config.monitoring.tracing.opentelemetry_context)
+
+
+_share_context(get_config())
+on_configure(_share_context)
+
 execution_tracer = ExecutionTracer()
 """The tracer ``trace_context`` and ``trace_execution`` use by default; follows ``configure()``."""
 on_configure(execution_tracer.reconfigure)
@@ -767,10 +853,9 @@ class TraceScope:
     One instance traces one block at a time; entering it again after it exits starts a new entry.
     """
 
-    __slots__ = ("_component", "_entry", "_metadata", "_operation", "_token", "_tracer", "_used")
+    __slots__ = ("_component", "_entry", "_metadata", "_operation", "_tracer", "_used")
 
-    _entry: _Entry  # set by __enter__, like _used
-    _used: ExecutionTracer
+    _used: ExecutionTracer  # set by __enter__
 
     # trace_context() sets these same fields without calling __init__: keep the two in step.
     def __init__(self, component: str, operation: str, metadata: Mapping[str, Any] | None = None,
@@ -779,29 +864,27 @@ class TraceScope:
         self._operation = operation
         self._metadata = metadata
         self._tracer = tracer
-        self._token: Token[SpanContext | None] | None = None
+        self._entry: _Entry | None = None  # while the block runs
 
     def __enter__(self) -> str:
-        if self._token is not None:
+        if self._entry is not None:
             raise RuntimeError("this trace_context is already active; make one per block")
         tracer = self._tracer if self._tracer is not None else execution_tracer
-        entry = tracer._start(self._component, self._operation, self._metadata, _current.get())
+        entry = tracer._start(self._component, self._operation, self._metadata, enter=True)
         self._used = tracer
         self._entry = entry
-        self._token = _current.set(entry.span)
         return entry.id
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        token = self._token
-        if token is None:
+        entry = self._entry
+        if entry is None:
             raise RuntimeError("this trace_context was not entered")
-        self._token = None
-        _current.reset(token)
+        self._entry = None
         if exc is None:
-            self._used._end(self._entry, "success", None)
+            self._used._end(entry, "success", None)
         else:
-            self._used._end(self._entry, *_outcome(exc))
+            self._used._end(entry, *_outcome(exc))
 
     async def __aenter__(self) -> str:
         return self.__enter__()
@@ -825,7 +908,7 @@ def trace_context(component: str, operation: str, metadata: Mapping[str, Any] | 
     scope._operation = operation
     scope._metadata = metadata
     scope._tracer = tracer
-    scope._token = None
+    scope._entry = None
     return scope
 
 
@@ -858,15 +941,12 @@ def _trace_function(fn: Callable[..., Any], component: str, operation: str,
                     tracer: ExecutionTracer | None) -> Callable[..., Any]:
     def traced(*args: Any, **kwargs: Any) -> Any:
         used = tracer if tracer is not None else execution_tracer
-        entry = used._start(component, operation, metadata, _current.get())
-        token = _current.set(entry.span)
+        entry = used._start(component, operation, metadata, enter=True)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            _current.reset(token)
             used._end(entry, *_outcome(exc))
             raise
-        _current.reset(token)
         used._end(entry, "success", None)
         return result
 
@@ -879,15 +959,12 @@ def _trace_coroutine(fn: Callable[..., Coroutine[Any, Any, Any]], component: str
     async def traced(*args: Any, **kwargs: Any) -> Any:
         # The variable belongs to this task's context, so it holds across the awaits below.
         used = tracer if tracer is not None else execution_tracer
-        entry = used._start(component, operation, metadata, _current.get())
-        token = _current.set(entry.span)
+        entry = used._start(component, operation, metadata, enter=True)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            _current.reset(token)
             used._end(entry, *_outcome(exc))
             raise
-        _current.reset(token)
         used._end(entry, "success", None)
         return result
 
@@ -899,7 +976,7 @@ def _trace_generator(fn: Callable[..., Generator[Any, Any, Any]], component: str
                      tracer: ExecutionTracer | None) -> Callable[..., Any]:
     def traced(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         used = tracer if tracer is not None else execution_tracer
-        entry = used._start(component, operation, metadata, _current.get())
+        entry = used._start(component, operation, metadata)
         span = entry.span
         status: str = "success"
         error: dict[str, Any] | None = None
@@ -907,15 +984,15 @@ def _trace_generator(fn: Callable[..., Generator[Any, Any, Any]], component: str
             # Generators share their consumer's context, so the span is set around each step of
             # the inner generator only; holding it across a yield would make the consumer's own
             # work a child of this generator.
-            token = _current.set(span)
+            token = _attach(span)
             try:
                 inner = fn(*args, **kwargs)
             finally:
-                _current.reset(token)
+                _detach(token)
             sent: Any = None
             thrown: BaseException | None = None
             while True:
-                token = _current.set(span)
+                token = _attach(span)
                 try:
                     if thrown is None:
                         item = inner.send(sent)
@@ -924,15 +1001,15 @@ def _trace_generator(fn: Callable[..., Generator[Any, Any, Any]], component: str
                 except StopIteration as stop:
                     return stop.value
                 finally:
-                    _current.reset(token)
+                    _detach(token)
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    token = _current.set(span)
+                    token = _attach(span)
                     try:
                         inner.close()
                     finally:
-                        _current.reset(token)
+                        _detach(token)
                     raise
                 except BaseException as exc:
                     thrown = exc
@@ -950,21 +1027,21 @@ def _trace_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], componen
                            tracer: ExecutionTracer | None) -> Callable[..., Any]:
     async def traced(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         used = tracer if tracer is not None else execution_tracer
-        entry = used._start(component, operation, metadata, _current.get())
+        entry = used._start(component, operation, metadata)
         span = entry.span
         status: str = "success"
         error: dict[str, Any] | None = None
         try:
             # As for generators: the span is current only while the inner generator runs.
-            token = _current.set(span)
+            token = _attach(span)
             try:
                 inner = fn(*args, **kwargs)
             finally:
-                _current.reset(token)
+                _detach(token)
             sent: Any = None
             thrown: BaseException | None = None
             while True:
-                token = _current.set(span)
+                token = _attach(span)
                 try:
                     if thrown is None:
                         item = await inner.asend(sent)
@@ -973,15 +1050,15 @@ def _trace_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], componen
                 except StopAsyncIteration:
                     return
                 finally:
-                    _current.reset(token)
+                    _detach(token)
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    token = _current.set(span)
+                    token = _attach(span)
                     try:
                         await inner.aclose()
                     finally:
-                        _current.reset(token)
+                        _detach(token)
                     raise
                 except BaseException as exc:
                     thrown = exc

@@ -18,6 +18,7 @@ from vigil.monitoring.context import (
     new_span_id,
     new_trace_id,
     parse_traceparent,
+    parse_tracestate,
     use_span,
 )
 
@@ -114,3 +115,38 @@ def test_threads_need_bind_context() -> None:
     assert seen.count(span) == 1
     assert seen.count(None) == 1
     assert from_pool == span
+
+
+def test_tracestate_travels_with_the_traceparent() -> None:
+    """A request's tracestate is kept on the remote span, inherited by children and written
+    back out by inject_traceparent with the real sampled flag."""
+    headers = {"Traceparent": f"00-{TRACE}-{SPAN}-00", "TraceState": "congo=t61rcWkgMzE, rojo=00f0"}
+    with continue_trace(headers) as remote:
+        assert remote is not None
+        assert remote.tracestate == "congo=t61rcWkgMzE,rojo=00f0"
+        out = inject_traceparent({})
+    assert out == {"traceparent": f"00-{TRACE}-{SPAN}-00",
+                   "tracestate": "congo=t61rcWkgMzE,rojo=00f0"}
+
+
+def test_an_invalid_tracestate_is_dropped_whole() -> None:
+    """A member breaking the grammar, a key twice or more than 32 members drop the header;
+    past 512 characters the last members are left out."""
+    assert parse_tracestate("Upper=1") == ""
+    assert parse_tracestate("a=1,a=2") == ""
+    assert parse_tracestate("a=1,b") == ""
+    assert parse_tracestate(",".join(f"k{i}=v" for i in range(33))) == ""
+    assert parse_tracestate("vendor@tenant=x,  ,b=2") == "vendor@tenant=x,b=2"
+    long = ",".join(f"k{i:02d}={'v' * 40}" for i in range(20))
+    kept = parse_tracestate(long)
+    assert len(kept) <= 512
+    assert long.startswith(kept)
+    assert kept.count(",") < 19
+    assert parse_traceparent(f"00-{TRACE}-{SPAN}-01", "bad state") == SpanContext(
+        TRACE, SPAN, sampled=True, remote=True)
+
+
+def test_a_non_string_header_value_is_ignored() -> None:
+    """A traceparent that is not a string (a bytes value, a number) parses to None."""
+    assert extract_traceparent({"traceparent": b"00-x"}) is None  # type: ignore[dict-item]
+    assert parse_traceparent(7) is None  # type: ignore[arg-type]

@@ -1,0 +1,497 @@
+"""vigil's spans to an OpenTelemetry collector, over OTLP/HTTP, with OpenTelemetry's exporter.
+
+The tracer hands every sampled, ended entry to :meth:`SpanExport.offer` (a bounded append under
+a lock, nothing else on the traced code's path); a daemon thread turns batches into the SDK's
+``ReadableSpan`` and sends them with ``OTLPSpanExporter`` from
+``opentelemetry-exporter-otlp-proto-http`` (the ``vigil[otel]`` extra). Both are imported by
+that thread, the first time something is exported: ``import vigil`` imports neither.
+
+**Configured as OpenTelemetry is.** The exporter reads its own variables
+(``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``,
+``*_HEADERS``, ``*_TIMEOUT``, ``*_COMPRESSION``, ``*_CERTIFICATE``); the batching follows the
+SDK's ``BatchSpanProcessor`` variables with its defaults: ``OTEL_BSP_SCHEDULE_DELAY`` (5000 ms
+between two sends), ``OTEL_BSP_MAX_QUEUE_SIZE`` (2048 entries waiting),
+``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` (512 per request; a full batch is sent at once); one
+export's time is the exporter's ``OTEL_EXPORTER_OTLP_TIMEOUT`` (10 s, retries included). The
+resource is the SDK's (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``telemetry.sdk.*``),
+with ``service.name`` from ``monitoring.logging.service`` when that is set, so log lines and
+spans name the same service. Attribute limits are the SDK's ``SpanLimits``
+(``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``, ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``, ...).
+
+**What a span carries.** Name ``component.operation``; the entry's metadata, redacted with
+``monitoring.logging.redact_keys`` as in log lines, as attributes (strings, numbers, booleans and
+lists of one of them as they are, anything else as JSON text; lone surrogates replaced);
+``vigil.component``, ``vigil.operation`` and, unless it is ``"success"``, ``vigil.status``.
+Status ``ERROR`` (with the exception's message) when the entry ended with an error or status
+``"error"``, else unset; an error is also an ``exception`` event (``exception.type``,
+``exception.message``). Kind ``SERVER`` for an entry whose parent came from another process
+(``continue_trace``), else ``INTERNAL``. Scope ``vigil``.
+
+**A collector that is down or slow costs nothing but drops.** When the queue is full, further
+entries are dropped and counted in ``vigil_traces_dropped_total{reason="export_queue_full"}``; a
+batch the exporter gives up on (after its own retries, within its timeout) is counted in
+``reason="export_failed"``, and each failure is logged at most once a minute. Sent spans are
+counted in ``vigil_traces_exported_total``.
+
+**Exit and fork.** At interpreter exit the queue is flushed for up to
+``monitoring.tracing.exit_flush_timeout`` seconds; what is left is logged. A process killed by
+SIGKILL (or by a signal nobody handles, such as a bare SIGTERM) loses what waits in the queue:
+at most one schedule delay of spans. A forked child starts with an empty queue and its own thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prometheus_client import CollectorRegistry
+
+from vigil import forks
+from vigil.config import get_config
+from vigil.monitoring import instruments
+from vigil.monitoring.logs import redact
+from vigil.text import safe_text
+
+if TYPE_CHECKING:
+    from vigil.monitoring.tracing import _Entry
+
+__all__ = ["SpanExport", "export_wanted"]
+
+_FAILURE_LOG_INTERVAL = 60.0  # seconds between two "export failed" log lines
+_VERSION = "0.1.0"  # vigil's version, as the instrumentation scope's (vigil.__version__)
+
+
+class WarningLogger(Protocol):
+    def warning(self, message: str, *, metadata: dict[str, Any] | None = None) -> None: ...
+
+
+def export_wanted(mode: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``monitoring.tracing.export`` = ``mode`` exports spans in this environment.
+
+    ``otlp``: always; ``none``: never; ``auto``: when OpenTelemetry's own configuration asks
+    for OTLP (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` set,
+    ``OTEL_TRACES_EXPORTER`` unset or naming ``otlp``, ``OTEL_SDK_DISABLED`` not ``true``).
+    """
+    if mode == "otlp":
+        return True
+    if mode != "auto":
+        return False
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporters = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporters and "otlp" not in {name.strip() for name in exporters.split(",")}:
+        return False
+    return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+                or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip())
+
+
+def _env_number(env: Mapping[str, str], name: str, default: int, warn: Callable[[str], None],
+                minimum: int) -> int:
+    """An ``OTEL_BSP_*`` integer; as the SDK does, a bad value warns and keeps the default."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+        if value < minimum:
+            raise ValueError(raw)
+    except ValueError:
+        warn(f"{name}: got {raw!r}; expected an integer >= {minimum}; using {default}")
+        return default
+    return value
+
+
+class SpanExport:
+    """A bounded queue of ended entries and the thread that exports them over OTLP.
+
+    ``exporter`` is any OpenTelemetry ``SpanExporter`` (default: ``OTLPSpanExporter()``, built by
+    the thread, reading ``OTEL_EXPORTER_OTLP_*``). The batching arguments default from the
+    ``OTEL_BSP_*`` variables in ``environ`` (default ``os.environ``). Thread-safe and fork-safe.
+    """
+
+    def __init__(self, *, exporter: Any = None, registry: CollectorRegistry | None = None,
+                 logger: WarningLogger | None = None, schedule_delay: float | None = None,
+                 max_queue_size: int | None = None, max_batch_size: int | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        from vigil.monitoring.logs import StructuredLogger
+        self._logger: WarningLogger = (logger if logger is not None
+                                       else StructuredLogger("vigil.tracing.export"))
+        warn = self._warn
+        self.schedule_delay = (schedule_delay if schedule_delay is not None else
+                               _env_number(env, "OTEL_BSP_SCHEDULE_DELAY", 5000, warn, 0) / 1000)
+        self.max_queue_size = (max_queue_size if max_queue_size is not None else
+                               _env_number(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, warn, 1))
+        batch = (max_batch_size if max_batch_size is not None else
+                 _env_number(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, warn, 1))
+        self.max_batch_size = min(batch, self.max_queue_size)  # as the SDK clamps it
+        self._given_exporter = exporter
+        if registry is None:
+            from vigil.monitoring.metrics import performance_monitor
+            registry = performance_monitor.registry
+        self.registry = registry
+        dropped = instruments.counter(
+            registry, "vigil_traces_dropped_total",
+            "Trace entries discarded before they ended, by reason.", ("reason",))
+        self._dropped_full = dropped.labels("export_queue_full")
+        self._dropped_failed = dropped.labels("export_failed")
+        self._exported = instruments.counter(
+            registry, "vigil_traces_exported_total",
+            "Trace entries (spans) the OTLP exporter delivered.").metric
+        self._resource: tuple[str, Any] | None = None  # (service, Resource), built by the thread
+        self._fresh_state()
+        self._exit_armed = False
+        forks.at_fork(before=self._before_fork, after_in_parent=self._after_fork_in_parent,
+                      after_in_child=self._after_fork_in_child)
+
+    def _fresh_state(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._done = threading.Condition(threading.Lock())
+        self._queue: deque[_Entry] = deque()
+        # The queue is first in, first out: entries queued ever, and of those the ones the
+        # thread is done with (sent or failed), is all force_flush needs to know.
+        self._queued = 0
+        self._done_count = 0
+        self._thread: threading.Thread | None = None
+        self._exporter: Any = self._given_exporter
+        self._stopping = False
+        self._next_failure_log = float("-inf")
+
+    # --- the traced code's side ---------------------------------------------------------------
+
+    def offer(self, entry: _Entry) -> None:
+        """Queue an ended, sampled entry for export; drop and count it when the queue is full."""
+        with self._lock:
+            queue = self._queue
+            size = len(queue)
+            if size < self.max_queue_size:
+                queue.append(entry)
+                self._queued += 1
+                if self._thread is None:
+                    self._start_locked()
+                if size + 1 != self.max_batch_size:
+                    return
+            else:
+                size = -1
+        if size < 0:
+            self._dropped_full.inc()
+        else:
+            self._wake.set()  # a full batch goes at once, not at the next schedule tick
+
+    def _start_locked(self) -> None:
+        if self._stopping:
+            return
+        thread = threading.Thread(target=self._run, name="vigil-otlp-export", daemon=True)
+        self._thread = thread
+        thread.start()
+        if not self._exit_armed:
+            self._exit_armed = True
+            atexit.register(self._at_exit)
+
+    # --- flushing -----------------------------------------------------------------------------
+
+    def force_flush(self, timeout: float = 30.0) -> bool:
+        """Send what is queued now; ``True`` once all of it is exported (or failed) in time."""
+        with self._lock:
+            target = self._queued
+            running = self._thread is not None
+        if not running:
+            return self._done_count >= target
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while self._done_count < target:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done.wait(left)
+        return True
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Flush for up to ``timeout`` seconds, then stop the thread; ``True`` if all was sent."""
+        flushed = self.force_flush(timeout) if timeout > 0 else False
+        with self._lock:
+            self._stopping = True
+            thread = self._thread
+            left = len(self._queue)
+        self._wake.set()
+        exporter = self._exporter
+        if exporter is not None:
+            with contextlib.suppress(Exception):  # aborts an export waiting out its retries
+                exporter.shutdown()
+        if thread is not None:
+            thread.join(min(timeout, 1.0) if timeout > 0 else 0.1)
+        return flushed and left == 0
+
+    def _at_exit(self) -> None:
+        timeout = get_config().monitoring.tracing.exit_flush_timeout
+        with self._lock:
+            if self._stopping or self._thread is None:
+                return
+            waiting = len(self._queue)
+        if waiting == 0 and self._done_count >= self._queued:
+            return
+        if self.shutdown(timeout):
+            return
+        with self._lock:
+            left = len(self._queue)
+        with contextlib.suppress(Exception):  # a broken logger must not make exit a traceback
+            self._logger.warning(
+                "interpreter exiting with spans not yet exported; they are lost",
+                metadata={"spans": left, "exit_flush_timeout": timeout})
+
+    # --- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            exporter = self._exporter
+            if exporter is None:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                    OTLPSpanExporter,
+                )
+                exporter = self._exporter = OTLPSpanExporter()
+            convert = _Converter()
+            self._resource_for()  # now, while the interpreter can still start its thread pool
+        except Exception as exc:  # ImportError without the extra; a bad OTEL_* value
+            self._unavailable(exc)
+            return
+        while True:
+            self._wake.wait(self.schedule_delay)
+            self._wake.clear()
+            while self._send_one_batch(exporter, convert):
+                pass
+            with self._lock:
+                if self._stopping and not self._queue:
+                    return
+
+    def _send_one_batch(self, exporter: Any, convert: _Converter) -> bool:
+        with self._lock:
+            queue = self._queue
+            batch = [queue.popleft() for _ in range(min(len(queue), self.max_batch_size))]
+        if not batch:
+            return False
+        try:
+            spans = convert.spans(batch, self._resource_for())
+            ok = _succeeded(exporter.export(spans))
+            error: BaseException | None = None
+        except Exception as exc:  # an exporter or conversion bug must not end the thread
+            ok, error = False, exc
+        if ok:
+            self._exported.inc(len(batch))
+        else:
+            self._dropped_failed.inc(len(batch))
+            self._log_failure(len(batch), error)
+        self._finish(len(batch))
+        return True
+
+    def _resource_for(self) -> Any:
+        service = get_config().monitoring.logging.service
+        cached = self._resource
+        if cached is not None and cached[0] == service:
+            return cached[1]
+        self._resource = (service, _resource(service))
+        return self._resource[1]
+
+    def _unavailable(self, exc: BaseException) -> None:
+        """No exporter: say why once, then count every queued and future entry as failed."""
+        with contextlib.suppress(Exception):
+            self._logger.warning(
+                "span export is on (monitoring.tracing.export) but cannot start; spans are "
+                "counted as dropped. Install it with: pip install 'vigil[otel]'",
+                metadata={"error": f"{type(exc).__name__}: {safe_text(exc)}"})
+        while True:
+            with self._lock:
+                left = len(self._queue)
+                self._queue.clear()
+            if left:
+                self._dropped_failed.inc(left)
+                self._finish(left)
+            self._wake.wait(self.schedule_delay)
+            self._wake.clear()
+            with self._lock:
+                if self._stopping:
+                    return
+
+    def _finish(self, count: int) -> None:
+        """The thread is done with the next ``count`` queued entries (sent or failed)."""
+        with self._done:
+            self._done_count += count
+            self._done.notify_all()
+
+    def _log_failure(self, count: int, error: BaseException | None) -> None:
+        now = time.monotonic()
+        if now < self._next_failure_log:
+            return
+        self._next_failure_log = now + _FAILURE_LOG_INTERVAL
+        metadata: dict[str, Any] = {"spans": count}
+        if error is not None:
+            metadata["error"] = f"{type(error).__name__}: {safe_text(error)}"
+        with contextlib.suppress(Exception):
+            self._logger.warning("span export failed; the batch is dropped (logged at most "
+                                 "once a minute; see vigil_traces_dropped_total)",
+                                 metadata=metadata)
+
+    def _warn(self, message: str) -> None:
+        with contextlib.suppress(Exception):
+            self._logger.warning(message)
+
+    # --- fork ---------------------------------------------------------------------------------
+
+    def _before_fork(self) -> None:
+        self._lock.acquire()  # no half-taken batch is copied into the child
+
+    def _after_fork_in_parent(self) -> None:
+        self._lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's entries are the parent's to send; the thread did not survive the fork.
+        self._fresh_state()
+
+
+def _resource(service: str) -> Any:
+    """The SDK's resource (``Resource.create``), ``service.name`` = ``service`` when given.
+
+    ``Resource.create`` runs its detectors on a thread pool, which cannot start once the
+    interpreter is exiting (a short script's spans are often first exported then): there the
+    same attributes are merged by hand from the SDK's defaults and ``OTEL_*`` variables.
+    """
+    from opentelemetry.sdk.resources import (
+        _DEFAULT_RESOURCE,
+        OTELResourceDetector,
+        Resource,
+    )
+    given = {"service.name": service} if service else {}
+    try:
+        return Resource.create(given)
+    except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+        resource = _DEFAULT_RESOURCE.merge(OTELResourceDetector().detect()).merge(
+            Resource(given))
+        if not resource.attributes.get("service.name"):
+            resource = resource.merge(Resource({"service.name": "unknown_service"}))
+        return resource
+
+
+def _succeeded(result: Any) -> bool:
+    return getattr(result, "name", None) == "SUCCESS"
+
+
+class _Converter:
+    """vigil entries as the SDK's ``ReadableSpan``; built by the export thread (imports the SDK)."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import (
+            SpanContext,
+            SpanKind,
+            Status,
+            StatusCode,
+            TraceFlags,
+            TraceState,
+        )
+
+        self._event = Event
+        self._span = ReadableSpan
+        self._context = SpanContext
+        self._flags = TraceFlags(TraceFlags.SAMPLED)
+        self._state = TraceState
+        self._server, self._internal = SpanKind.SERVER, SpanKind.INTERNAL
+        self._status, self._error = Status, StatusCode.ERROR
+        self._unset = Status(StatusCode.UNSET)
+        self._scope = InstrumentationScope("vigil", _VERSION)
+        from opentelemetry.attributes import BoundedAttributes
+
+        self._bounded = BoundedAttributes
+        self._empty_state = TraceState()
+        limits = SpanLimits()
+        self._max_attributes = limits.max_span_attributes
+        self._max_length = limits.max_span_attribute_length
+
+    def spans(self, entries: Sequence[_Entry], resource: Any) -> list[Any]:
+        keys = get_config().monitoring.logging.redact_keys
+        return [self.span(entry, resource, keys) for entry in entries]
+
+    def span(self, entry: _Entry, resource: Any, redact_keys: Sequence[str]) -> Any:
+        span = entry.span
+        state = (self._state.from_header([span.tracestate]) if span.tracestate
+                 else self._empty_state)
+        trace_id = int(span.trace_id, 16)
+        context = self._context(trace_id, int(span.span_id, 16), False, self._flags, state)
+        parent = entry.parent
+        parent_context = None if parent is None else self._context(
+            trace_id, int(parent.span_id, 16), parent.remote,
+            self._flags if parent.sampled else type(self._flags)(0), state)
+        start = int(entry.start_wall * 1e9)
+        end = start + int(((entry.end or entry.start) - entry.start) * 1e9)
+        values: dict[str, Any] = {}
+        if entry.metadata:
+            for key, value in redact(entry.metadata, tuple(k.lower() for k in redact_keys)).items():
+                converted = _attribute(value)
+                if converted is not None:
+                    values[safe_text(key)] = converted
+        status_text = safe_text(entry.status or "")
+        component, operation = safe_text(entry.component), safe_text(entry.operation)
+        values["vigil.component"] = component
+        values["vigil.operation"] = operation
+        if status_text != "success":  # success is the span status UNSET already says
+            values["vigil.status"] = status_text
+        # The SDK's limits: a plain dict when they cannot cut anything (the usual case; the
+        # values are already cleaned above), the SDK's BoundedAttributes when they can.
+        attributes: Any = values if (len(values) <= (self._max_attributes or 0)
+                                     and self._max_length is None) else self._bounded(
+            self._max_attributes, values, immutable=True, max_value_len=self._max_length)
+        error = entry.error
+        events: tuple[Any, ...] = ()
+        if error is not None or status_text == "error":
+            message = safe_text(error.get("message") or "") if error else ""
+            status = self._status(self._error, message or status_text)
+            if error is not None:
+                event_attributes = {"exception.message": message}
+                if error.get("type"):
+                    event_attributes["exception.type"] = safe_text(error["type"])
+                events = (self._event("exception", event_attributes, end),)
+        else:
+            status = self._unset
+        kind = self._server if parent is not None and parent.remote else self._internal
+        return self._span(
+            name=f"{component}.{operation}", context=context,
+            parent=parent_context, resource=resource, attributes=attributes, events=events,
+            kind=kind, status=status, start_time=start, end_time=end,
+            instrumentation_scope=self._scope)
+
+
+_SCALARS = (bool, int, float)
+
+
+def _attribute(value: Any) -> Any:
+    """A metadata value as an OTLP attribute value; ``None`` leaves the key out (as the SDK)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, bool | float) or (isinstance(value, int) and -2**63 <= value < 2**63):
+        return value
+    if isinstance(value, list | tuple) and value:
+        kinds = {type(v) for v in value}
+        if len(kinds) == 1:
+            kind = kinds.pop()
+            if kind is str:
+                return [safe_text(v) for v in value]
+            if kind in _SCALARS and (kind is not int or all(-2**63 <= v < 2**63 for v in value)):
+                return list(value)
+    if not isinstance(value, Mapping | list | tuple):
+        return safe_text(value)  # its text, by vigil's rule (a raising __str__ included)
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=safe_text, allow_nan=True)
+    except Exception:  # a cycle, a raising __str__ inside: the text rule still gives a value
+        text = safe_text(value)
+    return safe_text(text)
