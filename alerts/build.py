@@ -127,6 +127,9 @@ class Settings:
     target_absent_for: str = "5m"
     webhook_failure_window: str = "10m"  # webhook/handler/dispatch failures fire this long
 
+    # --- traces
+    trace_drop_window: str = "10m"  # spans dropped (export queue full or failed, active cap)
+
     # --- Alertmanager timings (critical overrides the defaults; info repeats less)
     group_wait: str = "30s"
     group_interval: str = "5m"
@@ -480,12 +483,30 @@ def exporter_alerts(s: Settings) -> list[dict[str, Any]]:
     ]
 
 
+def trace_alerts(s: Settings) -> list[dict[str, Any]]:
+    dropped = f"vigil_traces_dropped_total{{{s.sel}}}"
+    w = s.trace_drop_window
+    return [
+        _alert(
+            s, "VigilTracesDropped",
+            f"{_sum_events('job, instance, reason', dropped, w)}\n> 0",
+            "warning",
+            "{{ $labels.instance }} is dropping spans ({{ $labels.reason }})",
+            f"{{{{ $labels.instance }}}} dropped {{{{ $value | printf \"%.0f\" }}}} trace "
+            f"entries in the last {w} with reason {{{{ $labels.reason }}}} (export_queue_full: "
+            f"the OTLP collector is slower than the spans, or down; export_failed: it refused "
+            f"or could not be reached; active_cap: spans started and never ended). The "
+            f"application is not slowed; traces in the backend have gaps."),
+    ]
+
+
 def alert_groups(s: Settings) -> list[dict[str, Any]]:
     return [
         {"name": "vigil.breakers", "rules": breaker_alerts(s)},
         {"name": "vigil.errors", "rules": error_alerts(s)},
         {"name": "vigil.process", "rules": process_alerts(s)},
         {"name": "vigil.exporter", "rules": exporter_alerts(s)},
+        {"name": "vigil.traces", "rules": trace_alerts(s)},
     ]
 
 

@@ -172,7 +172,10 @@ def test_promtool_check_config(name: str) -> None:
     result = _run([PROMTOOL, "check", "config", str(ALERTS / name)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 rule files found" in result.stdout
-    assert "SUCCESS: 16 rules found" in result.stdout  # the alerting rules, loaded
+    rules = yaml.safe_load((ALERTS / "vigil.rules.yml").read_text(encoding="utf-8"))
+    alerting = sum(len(group["rules"]) for group in rules["groups"])
+    assert alerting >= 17
+    assert f"SUCCESS: {alerting} rules found" in result.stdout  # the alerting rules, loaded
 
 
 @needs_promtool
