@@ -14,7 +14,8 @@ How it behaves:
 - **Responses always encode**: values the API returns (trace and alert metadata hold whatever
   the application put there) go through :func:`json_safe`: unknown objects become their
   ``str``, non-finite floats ``null``, nesting past :data:`MAX_JSON_DEPTH` a placeholder. A
-  trace tree is cut below :data:`MAX_TREE_DEPTH` levels (the cut node has ``truncated: true``).
+  trace tree is cut below :data:`MAX_TREE_DEPTH` levels (the cut node has ``truncated: true``);
+  a whole W3C trace keeps within ``api_max_bytes`` by leaving out whole trees.
 - **Nothing slow runs on the event loop**: ``/metrics`` renders in a worker thread (a scrape of
   10k series takes ~100 ms), the JSON API's queries run in the thread pool, and webhook bodies
   are parsed there.
@@ -49,12 +50,12 @@ import socket
 import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, Protocol
 
 import anyio
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
@@ -123,6 +124,7 @@ __all__ = [
     "ProcessInfo",
     "RequestLimitsMiddleware",
     "StatusResponse",
+    "TraceById",
     "TraceEntry",
     "TraceNode",
     "TraceTree",
@@ -137,6 +139,7 @@ __all__ = [
 API_LIMIT_DEFAULT = 100
 API_LIMIT_MAX = 1000
 MAX_TREE_DEPTH = 100  # trace tree levels returned by /api/traces/{id}
+_W3C_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")  # /api/traces/{id}: a whole trace (fullmatch)
 RETRY_AFTER_SECONDS = 5  # what a 503 asks for (Alertmanager uses its own backoff anyway)
 _ALERT_STATUSES = ("firing", "resolved")
 
@@ -266,6 +269,21 @@ class TraceTree(TraceNode):
     process: ProcessInfo
 
 
+class TraceById(BaseModel):
+    """Every entry of one W3C trace that the worker that answered retains, as trees."""
+
+    trace_id: str = Field(description="the W3C trace id asked for (32 hex digits, lower case)")
+    span_count: int = Field(description="entries (tree nodes) in roots")
+    truncated: bool = Field(description=(
+        "roots were left out (the latest-starting ones) to keep the answer within "
+        "exporter.api_max_bytes; a tree cut by depth says so in its own nodes"))
+    process: ProcessInfo
+    roots: list[TraceNode] = Field(description=(
+        "the trace's entries whose parent is not retained here (the trace's root, or the "
+        "first entries under a remote caller or an OpenTelemetry span), by start, each with "
+        "its retained descendants"))
+
+
 class LogEntry(BaseModel):
     """One JSON log line kept in memory."""
 
@@ -368,10 +386,60 @@ def trace_tree(tracer: ExecutionTracer, trace_id: str,
     tree = tracer.get_trace_tree(trace_id)
     if tree is None:
         return None
+    _prepare_tree(tree, process)
+    if process is not None:
+        tree["process"] = dict(process)
+    return tree
+
+
+_ROOTS_KEY = b',"roots":'  # spliced after the head of a trace_by_trace_id answer
+
+
+def trace_by_trace_id(tracer: ExecutionTracer, trace_id: str, process: Mapping[str, Any],
+                      max_bytes: int) -> tuple[bytes, bool] | None:
+    """The ``/api/traces/{trace_id}`` answer for a W3C trace id (32 hex, lower case), encoded
+    within ``max_bytes``, and whether roots were left out; None when no entry is retained.
+
+    The answer is ``{"trace_id", "span_count", "truncated", "process", "roots"}``: the
+    tracer's :meth:`~ExecutionTracer.get_trace_by_trace_id` trees, each prepared as
+    :func:`trace_tree` prepares its one. As many whole roots as fit, in start order (so the
+    latest-starting are left out, possibly all of them), with ``truncated: true`` when any
+    were. A root is prepared and encoded only when its turn comes: past the first root that
+    does not fit none is, and the answer is built within the budget plus that one root (the
+    trees themselves are copies of what the tracer retains, bounded by its retention).
+    """
+    roots = tracer.get_trace_by_trace_id(trace_id)
+    if not roots:
+        return None
+    counts: list[int] = []
+
+    def prepared() -> Iterator[dict[str, Any]]:
+        for root in roots:
+            counts.append(_prepare_tree(root, process))
+            yield root
+
+    def head(span_count: int, truncated: bool) -> bytes:
+        return bytes(SafeJSONResponse({"trace_id": trace_id, "span_count": span_count,
+                                       "truncated": truncated, "process": dict(process)}).body)
+
+    # Every node kept takes more than one byte of the roots, so span_count <= max_bytes: the
+    # head at its largest leaves the roots what the whole answer may still take.
+    budget = max_bytes - len(head(max_bytes, False)) - len(_ROOTS_KEY)
+    encoded, kept, truncated = encode_within(prepared(), budget)
+    return head(sum(counts[:kept]), truncated)[:-1] + _ROOTS_KEY + encoded + b"}", truncated
+
+
+def _prepare_tree(tree: dict[str, Any], process: Mapping[str, Any] | None) -> int:
+    """Make a :meth:`~ExecutionTracer.get_trace_tree` dict an API answer's tree, in place, and
+    return its node count: metadata redacted, ``pid`` and ``host`` on every node (with
+    ``process``), and ``truncated`` on each (true where it was cut: below
+    :data:`MAX_TREE_DEPTH` levels)."""
+    count = 0
     # Iterative: a tree deep enough to need cutting would overflow a recursive walk.
     stack: list[tuple[dict[str, Any], int]] = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
+        count += 1
         node["metadata"] = _redacted(node.get("metadata"))
         if process is not None:
             _label(node, process)
@@ -381,9 +449,7 @@ def trace_tree(tracer: ExecutionTracer, trace_id: str,
             node["truncated"] = True
         else:
             stack.extend((child, depth + 1) for child in node["children"])
-    if process is not None:
-        tree["process"] = dict(process)
-    return tree
+    return count
 
 
 def process_info() -> dict[str, Any]:
@@ -867,6 +933,18 @@ def _answered(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {200: {"headers": _PROCESS_HEADERS}, **_pick(*codes)}
 
 
+_TRACE_BY_ID = (
+    "The id is either an entry's id (16 hex digits, the W3C span id: the answer is a "
+    "TraceTree, that entry with its retained descendants) or a W3C trace id (32 hex digits, "
+    "any case, as in the log lines' trace_id: the answer is a TraceById, every entry of that "
+    "trace the worker retains, as trees under `roots`, one per entry whose parent it does not "
+    f"retain, by start). Trees are cut below {MAX_TREE_DEPTH} levels (`truncated: true` on "
+    "the cut nodes). A "
+    "TraceById keeps within exporter.api_max_bytes by leaving out whole roots from the end "
+    "(the latest-starting; as many whole roots as fit are kept, possibly none) and then says "
+    "`truncated: true` (and Vigil-Truncated: true); `span_count` counts the nodes it holds. "
+    "Any other id is looked up as an entry id.")
+
 _PROCESS_HEADERS = {
     "Vigil-Pid": {"description": "process id of the worker that answered",
                   "schema": {"type": "string", "pattern": "^[0-9]+$"}},
@@ -901,12 +979,20 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
              for entry in tracer.get_recent_traces(limit)), settings.api_max_bytes,
             headers=_process_headers(process))
 
-    @app.get("/api/traces/{trace_id}", tags=["api"], summary="One trace entry and its tree",
-             description=_API_SCOPE + " A 404 names the worker that looked: another worker "
-                                      "may hold the span.",
-             response_model=TraceTree, responses=_answered(404, 422, 500))
-    def api_trace(trace_id: str) -> Response:
+    @app.get("/api/traces/{trace_id}", tags=["api"],
+             summary="One trace entry and its tree, or every retained entry of a W3C trace",
+             description=_TRACE_BY_ID + " " + _API_SCOPE + " A 404 names the worker that "
+                         "looked: another worker may hold the span.",
+             response_model=TraceTree | TraceById, responses={
+                 200: {"headers": _PROCESS_HEADERS,
+                       "description": "TraceTree for an entry id, TraceById for a trace id"},
+                 **_pick(404, 422, 500)})
+    def api_trace(trace_id: Annotated[str, Path(description=(
+            "an entry's id (the W3C span id, 16 hex digits) or a W3C trace id (32 hex "
+            "digits, any case), as in the log lines' span_id and trace_id"))]) -> Response:
         process = process_info()
+        if _W3C_TRACE_ID.fullmatch(trace_id):
+            return _whole_trace(trace_id.lower(), process)
         tree = trace_tree(tracer, trace_id, process)
         if tree is None:
             raise HTTPException(404, f"no trace entry with id {_short(trace_id)} in the "
@@ -916,6 +1002,23 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
                                      "several workers each keeps its own spans)",
                                 headers=_process_headers(process))
         return SafeJSONResponse(tree, headers=_process_headers(process))
+
+    def _whole_trace(trace_id: str, process: Mapping[str, Any]) -> Response:
+        answer = trace_by_trace_id(tracer, trace_id, process, settings.api_max_bytes)
+        if answer is None:
+            raise HTTPException(404, f"no entry of trace {_short(trace_id)} in the worker "
+                                     f"that answered (pid {process['pid']} on "
+                                     f"{_short(process['host'])}): unknown, evicted from its "
+                                     "bounded buffer, or recorded by another worker or "
+                                     "process (under several workers each keeps its own "
+                                     "spans; a trace that crossed processes has entries in "
+                                     "each)",
+                                headers=_process_headers(process))
+        body, truncated = answer
+        headers = _process_headers(process)
+        if truncated:
+            headers["Vigil-Truncated"] = "true"
+        return Response(body, media_type="application/json", headers=headers)
 
     @app.get("/api/logs", tags=["api"], summary="Recent log entries, newest first",
              description=_API_SCOPE, response_model=list[LogEntry],

@@ -130,7 +130,10 @@ def _bridged() -> ModuleType | None:
     if not _sharing or _OTEL_TRACE not in _modules:
         return None
     if _bridge is None:
-        from vigil.monitoring import _otel_bridge
+        try:
+            from vigil.monitoring import _otel_bridge
+        except Exception:  # e.g. out of file descriptors: vigil's own span, and retry next time
+            return None
         _bridge = _otel_bridge
     return _bridge
 

@@ -46,6 +46,14 @@ rule (a lone surrogate becomes U+FFFD, a component that is not a ``str`` its tex
 An exemplar costs more than the observation itself and Prometheus only keeps the latest one per
 bucket, so each bucket of a series takes at most one exemplar per second.
 
+**OpenTelemetry, sampling, export.** In a process that imports OpenTelemetry the current span is
+shared with its context, so vigil's entries and OpenTelemetry's spans nest in one trace (see
+:mod:`vigil.monitoring.context`). Each entry has the W3C sampled flag: roots are decided by
+``OTEL_TRACES_SAMPLER``, children take their parent's (see :mod:`vigil.monitoring.sampling`);
+an unsampled entry is still stored, counted and logged with its ids. Sampled entries are sent
+over OTLP/HTTP when ``monitoring.tracing.export`` says so (see :mod:`vigil.monitoring.otlp`);
+:meth:`ExecutionTracer.get_trace_by_trace_id` finds a whole trace by its 32-hex id.
+
 **Disabled** (``monitoring.tracing.enabled: false``): ids are still made and the current span still
 set, so logs stay correlated, but nothing is stored and nothing is observed; ending an id then says
 nothing. Entries started while enabled still end normally.

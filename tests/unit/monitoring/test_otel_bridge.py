@@ -272,3 +272,28 @@ def test_ids_convert_both_ways_without_loss() -> None:
     """to_otel and from_otel keep ids, the sampled flag, remoteness and trace state."""
     span = SpanContext(TRACE, REMOTE_SPAN, sampled=False, remote=True, tracestate="a=1,b=2")
     assert _otel_bridge.from_otel(_otel_bridge.to_otel(span)) == span
+
+
+def test_a_bridge_that_cannot_be_imported_leaves_vigils_own_span(
+        sdk: Sdk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When importing the bridge fails (a process out of file descriptors), current_span and
+    log lines fall back to vigil's own span instead of failing, and the next call retries."""
+    import sys
+
+    import vigil.monitoring as monitoring_package
+
+    class Refuse:
+        def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+            if name == "vigil.monitoring._otel_bridge":
+                raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(context, "_bridge", None)
+    monkeypatch.delitem(sys.modules, "vigil.monitoring._otel_bridge")
+    monkeypatch.delattr(monitoring_package, "_otel_bridge")
+    monkeypatch.setattr(sys, "meta_path", [Refuse(), *sys.meta_path])
+    span = SpanContext(TRACE, REMOTE_SPAN)
+    with use_span(span), sdk.tracer.start_as_current_span("otel"):
+        assert current_span() == span
+    monkeypatch.setattr(sys, "meta_path", sys.meta_path[1:])
+    with sdk.tracer.start_as_current_span("otel") as otel:
+        assert _span_id() == _hex(otel)[1]

@@ -364,15 +364,15 @@ def test_exit_waits_at_most_the_flush_timeout_for_a_hung_collector() -> None:
     assert took < 10  # 0.5 s of flush plus the thread's join; the exporter's 30 s never
 
 
-def test_without_the_extra_export_says_how_to_install_it_and_counts_drops(
-        tmp_path: Any) -> None:
-    """With the exporter package missing, the first export logs the pip command once and
-    each span is counted as a failed export; the program runs on."""
+@pytest.mark.parametrize("missing", ["opentelemetry.exporter", "opentelemetry"])
+def test_without_the_extra_export_says_how_to_install_it_and_counts_drops(missing: str) -> None:
+    """With the exporter package (or all of OpenTelemetry) missing, the first export logs the
+    pip command once and each span is counted as a failed export; the program runs on."""
     result = _run_script("""
         import sys
         class Block:
             def find_spec(self, name, path=None, target=None):
-                if name.startswith("opentelemetry.exporter"):
+                if name.startswith('MISSING_'):
                     raise ModuleNotFoundError(f"No module named {name!r}")
                 return None
         sys.meta_path.insert(0, Block())
@@ -384,7 +384,8 @@ def test_without_the_extra_export_says_how_to_install_it_and_counts_drops(
         print("flushed", execution_tracer.force_flush(10))
         print("failed", execution_tracer.registry.get_sample_value(
             "vigil_traces_dropped_total", {"reason": "export_failed"}))
-    """, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_BSP_SCHEDULE_DELAY": "10"})
+    """.replace("'MISSING_'", repr(missing)),
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_BSP_SCHEDULE_DELAY": "10"})
     assert result.returncode == 0, result.stderr
     assert "flushed True" in result.stdout
     assert "failed 3.0" in result.stdout
@@ -392,18 +393,28 @@ def test_without_the_extra_export_says_how_to_install_it_and_counts_drops(
 
 
 def test_import_vigil_imports_no_opentelemetry() -> None:
-    """Without any OTEL_* variable, importing vigil and tracing imports no OpenTelemetry and
-    starts no export thread."""
+    """Without any OTEL_* variable, importing vigil, tracing, logging and propagating import no
+    OpenTelemetry and start no export thread, and all of it works with OpenTelemetry absent."""
     result = _run_script("""
-        import sys, threading, vigil
-        with vigil.trace_context("Script", "main"):
-            pass
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.startswith("opentelemetry"):
+                    raise ModuleNotFoundError(f"No module named {name!r}")
+                return None
+        sys.meta_path.insert(0, Block())
+        import threading, vigil
+        with vigil.trace_context("Script", "main") as span_id:
+            vigil.StructuredLogger("script").info("inside")
+            assert vigil.inject_traceparent({})["traceparent"].split("-")[2] == span_id
         print(sorted(m for m in sys.modules if m.startswith("opentelemetry")
                      or m == "vigil.monitoring._otel_bridge"))
         print(sorted(t.name for t in threading.enumerate() if "otlp" in t.name))
     """, {k: "" for k in os.environ if k.startswith("OTEL_")})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:2] == ["[]", "[]"]
+    line, modules, threads = result.stdout.splitlines()[:3]
+    assert json.loads(line)["message"] == "inside"
+    assert (modules, threads) == ("[]", "[]")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
