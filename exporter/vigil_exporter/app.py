@@ -43,6 +43,7 @@ How it behaves:
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import os
 import re
@@ -763,14 +764,12 @@ def create_app(*, settings: ExporterSettings | None = None,
                                ["code"])
     webhook_requests.labels("200")  # present from the start, so rate() works at once
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    def start() -> None:
+        """Open the store, report it, start the delivery loop (blocking: run in a thread)."""
         warning = exposure_warning(settings)
         if warning is not None:
             logger.warning(warning, {"host": settings.host})
-        owned = store is None
-        opened = await run_in_threadpool(open_store, settings, state_dir) if owned else store
-        assert opened is not None
+        opened = open_store(settings, state_dir) if store is None else store
         collector: StoreCollector | None = StoreCollector(opened)
         try:
             registry.register(collector)  # type: ignore[arg-type]
@@ -779,19 +778,33 @@ def create_app(*, settings: ExporterSettings | None = None,
                            "another exporter app; this app's store is not reported", {})
             collector = None
         delivery = DeliveryLoop(opened, manager, settings, registry, logger=logger)
-        await run_in_threadpool(delivery.start)
+        delivery.start()
+        app.state.collector = collector
         app.state.store, app.state.delivery, app.state.accepting = opened, delivery, True
+
+    def stop() -> None:
+        """The webhook answers 503 from here on; handlers get shutdown_timeout to finish."""
+        app.state.accepting = False
+        delivery: DeliveryLoop | None = app.state.delivery
+        opened: AlertStore | None = app.state.store
+        try:
+            if delivery is not None:
+                delivery.stop()
+        finally:
+            if app.state.collector is not None:
+                registry.unregister(app.state.collector)
+                app.state.collector = None
+            if store is None and opened is not None:
+                opened.close()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(start)
+        app.state.lifespan = True
         try:
             yield
         finally:
-            app.state.accepting = False  # the webhook answers 503 from here on
-            try:
-                await run_in_threadpool(delivery.stop)
-            finally:
-                if collector is not None:
-                    registry.unregister(collector)
-                if owned:
-                    await run_in_threadpool(opened.close)
+            await run_in_threadpool(stop)
 
     # No /docs and /redoc unless asked (their scripts come from a CDN); no trailing-slash
     # redirects (Starlette builds their Location from the Host header).
@@ -799,6 +812,7 @@ def create_app(*, settings: ExporterSettings | None = None,
                   description=_DESCRIPTION.format(webhook_path=settings.webhook_path),
                   docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.store, app.state.delivery, app.state.accepting = None, None, False
+    app.state.collector, app.state.lifespan = None, False
     app.state.registry = registry  # the server's connection metrics go there too (server.py)
 
     def count_webhook(scope: Scope, status: int) -> None:
@@ -818,7 +832,43 @@ def create_app(*, settings: ExporterSettings | None = None,
     if settings.docs_enabled:
         add_docs_routes(app)
     _add_security_description(app, settings.webhook_path, auth, Credentials.for_api(settings))
+    # Last, so outermost: mounted in another app (app.mount("/vigil", create_app())) this
+    # app's lifespan never runs, Starlette does not pass it on; its first request starts it.
+    app.add_middleware(StartWhenMounted, state=app.state, start=start, stop=stop,
+                       logger=logger)
     return app
+
+
+class StartWhenMounted:
+    """Starts the exporter's store and delivery loop on its first HTTP request when its own
+    lifespan has not run (the app is mounted in another, whose lifespan Starlette does not
+    pass on), and stops them at interpreter exit. A no-op when the lifespan ran."""
+
+    def __init__(self, app: ASGIApp, *, state: Any, start: Callable[[], None],
+                 stop: Callable[[], None], logger: StructuredLogger) -> None:
+        self.app = app
+        self._state = state  # the exporter app's: .lifespan says whether its lifespan ran
+        self._start, self._stop = start, stop
+        self._logger = logger
+        self._checked = False
+        self._lock = anyio.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._checked and scope["type"] == "http":
+            async with self._lock:
+                if not self._checked and not self._state.lifespan:
+                    try:
+                        await run_in_threadpool(self._start)
+                    except Exception as exc:  # the store cannot open: 503s, and retry next time
+                        self._logger.error("the exporter's alert store did not start (mounted "
+                                           "app, started by its first request); retrying at "
+                                           "the next request", exc_info=exc)
+                    else:
+                        atexit.register(self._stop)
+                        self._checked = True
+                else:
+                    self._checked = True
+        await self.app(scope, receive, send)
 
 
 _DESCRIPTION = """\

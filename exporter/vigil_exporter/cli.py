@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -197,6 +198,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    """Check the config, then every rule file and config in ``--alerts-dir`` with promtool and
+    amtool; say what was checked, and fail when something fails or nothing could be checked."""
     source = str(args.config) if args.config is not None else None
     load_config(source)  # raises ConfigError with the key, the value and what is allowed
     print(f"config: OK ({source or 'defaults and VIGIL_* variables'})", file=sys.stderr)
@@ -204,37 +207,52 @@ def _check(args: argparse.Namespace) -> int:
     if not alerts.is_dir():
         raise CommandError(f"--alerts-dir {str(alerts)!r} is not a folder (it should hold "
                            "*.rules.yml, prometheus.yml and alertmanager.yml)")
-    failures = []
     promtool, amtool = shutil.which("promtool"), shutil.which("amtool")
     rules = sorted(str(p) for p in alerts.glob("*.rules.yml"))
-    if not rules and not (alerts / "prometheus.yml").exists() \
-            and not (alerts / "alertmanager.yml").exists():
+    prometheus, alertmanager = alerts / "prometheus.yml", alerts / "alertmanager.yml"
+    if not rules and not prometheus.exists() and not alertmanager.exists():
         raise CommandError(f"nothing to check in {str(alerts)!r}: no *.rules.yml, "
                            "prometheus.yml or alertmanager.yml")
-    checks: list[tuple[str, list[str]]] = []
+    checks: list[tuple[str, str, list[str]]] = []  # (what, where, command)
     if promtool and rules:
-        checks.append(("rules", [promtool, "check", "rules", *rules]))
-    if promtool and (alerts / "prometheus.yml").exists():
-        checks.append(("prometheus config",
-                       [promtool, "check", "config", str(alerts / "prometheus.yml")]))
-    if amtool and (alerts / "alertmanager.yml").exists():
-        checks.append(("alertmanager config",
-                       [amtool, "check-config", str(alerts / "alertmanager.yml")]))
-    for name, argv in checks:
+        checks.append(("rules", f"{len(rules)} file{'s' if len(rules) != 1 else ''} in {alerts}",
+                       [promtool, "check", "rules", *rules]))
+    if promtool and prometheus.exists():
+        checks.append(("prometheus config", str(prometheus),
+                       [promtool, "check", "config", str(prometheus)]))
+    if amtool and alertmanager.exists():
+        checks.append(("alertmanager config", str(alertmanager),
+                       [amtool, "check-config", str(alertmanager)]))
+    if not checks:
+        missing = " and ".join(n for n, p in (("promtool", promtool), ("amtool", amtool))
+                               if not p)
+        raise CommandError(f"checked nothing in {str(alerts)!r}: {missing} not on PATH "
+                           "(Debian: apt-get install prometheus prometheus-alertmanager)")
+    failures = []
+    for name, where, argv in checks:
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode == 0:
-            print(f"{name}: OK", file=sys.stderr)
+            print(f"{name}: OK ({where})", file=sys.stderr)
         else:
             failures.append(name)
             print(f"{name}: FAILED\n{(result.stdout + result.stderr).strip()}", file=sys.stderr)
     if not promtool or not amtool:
         missing = " and ".join(n for n, p in (("promtool", promtool), ("amtool", amtool))
                                if not p)
-        print(f"note: {missing} not on PATH; rules/Alertmanager checks skipped "
+        print(f"note: {missing} not on PATH; those checks skipped "
               "(Debian: apt-get install prometheus prometheus-alertmanager)", file=sys.stderr)
     if failures:
         raise CommandError(f"check failed: {', '.join(failures)}")
     return 0
+
+
+def _require_exporter(command: str) -> None:
+    """``vigil serve``/``demo`` need the exporter extra; without it, say so in one line."""
+    missing = [name for name in ("fastapi", "uvicorn", "h11")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CommandError(f"`vigil {command}` needs the exporter ({', '.join(missing)} not "
+                           "installed): pip install 'vigil[exporter]'")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -252,9 +270,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"serve": _serve, "check": _check, "demo": _demo}
     try:
+        if args.command in ("serve", "demo"):
+            _require_exporter(args.command)
         return handlers[args.command](args)
     except (ConfigError, CommandError) as err:
         print(f"vigil: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a port in use, a state folder that cannot be written, ...
+        message = str(err)  # "[Errno 98] cannot listen on ...": the words, not the number
+        print(f"vigil: error: {message.split('] ', 1)[-1]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

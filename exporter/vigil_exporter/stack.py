@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from vigil_exporter.shipped import alerts_dir
+
 __all__ = [
     "ALERTS_DIR",
     "LocalStack",
@@ -37,8 +39,7 @@ __all__ = [
     "free_port",
 ]
 
-# The repository's alerts/ folder (this file is exporter/vigil_exporter/stack.py).
-ALERTS_DIR = Path(__file__).resolve().parents[2] / "alerts"
+ALERTS_DIR = alerts_dir()  # the checkout's alerts/, or the wheel's copy
 _READY_TIMEOUT = 30.0
 
 

@@ -147,12 +147,11 @@ def test_healthz_is_always_ok(make: Callable[..., Harness]) -> None:
 
 
 def test_readyz_follows_the_delivery_loop(make: Callable[..., Harness]) -> None:
-    """/readyz is 200 while the delivery loop runs, 503 with a reason before start and after."""
+    """/readyz is 200 while the delivery loop runs and 503 with a reason after it stopped."""
     harness = make()
     assert harness.client.get("/readyz").json() == {"status": "ready"}
     harness.delivery.stop(WAIT)
     assert_error(harness.client.get("/readyz"), 503, "delivery loop is not running")
-    assert_error(make(lifespan=False).client.get("/readyz"), 503, "lifespan has not started")
 
 
 def test_lifespan_closes_only_the_store_it_opened(make: Callable[..., Harness],
@@ -680,9 +679,49 @@ def test_stopping_app_is_503(make: Callable[..., Harness]) -> None:
     assert_error(harness.post(FIRING), 503, "not accepting")
 
 
-def test_webhook_without_lifespan_is_503(make: Callable[..., Harness]) -> None:
-    """With no store (the lifespan never ran) the webhook answers 503, not 500."""
-    assert_error(make(lifespan=False).post(FIRING), 503, "not accepting")
+def test_without_its_lifespan_the_first_request_starts_the_store(
+        make: Callable[..., Harness], tmp_path: Path) -> None:
+    """An app whose lifespan never ran (mounted in another) opens its store and starts its
+    delivery loop on its first request: the webhook commits and delivers, /readyz is 200."""
+    harness = make(lifespan=False, state_dir=str(tmp_path / "lazy"))
+    try:
+        assert harness.post(FIRING).status_code == 200
+        assert (tmp_path / "lazy" / "alerts.sqlite3").exists()
+        assert harness.delivered()  # the handler got the notification's alerts
+        assert harness.client.get("/readyz").json() == {"status": "ready"}
+    finally:
+        harness.delivery.stop(WAIT)
+
+
+def test_mounted_in_a_fastapi_app_the_webhook_works(tmp_path: Path) -> None:
+    """app.mount("/vigil", create_app()): the parent's lifespan runs, the mounted one's never
+    does, and yet the webhook at /vigil/... commits and hands alerts to the handlers."""
+    from fastapi import FastAPI
+
+    registry = CollectorRegistry()
+    manager = AlertManager(registry=registry, clock=FakeClock())
+    received: list[Alert] = []
+    manager.register_handler(received.append)
+    parent = FastAPI()
+    vigil_app = create_app(settings=ExporterSettings(allowed_hosts=("testserver",)),
+                           registry=registry, alert_manager=manager,
+                           tracer=ExecutionTracer(registry=registry),
+                           monitor=PerformanceMonitor(registry=registry),
+                           state_dir=str(tmp_path / "mounted"))
+    parent.mount("/vigil", vigil_app)
+    try:
+        with TestClient(parent) as client:
+            answer = client.post("/vigil" + WEBHOOK, content=FIRING,
+                                 headers={"Content-Type": "application/json"})
+            assert answer.status_code == 200, answer.text
+            delivery: DeliveryLoop = vigil_app.state.delivery
+            assert delivery.flush(WAIT)
+            assert received
+            assert client.get("/vigil/readyz").json() == {"status": "ready"}
+            assert client.get("/vigil/metrics").status_code == 200
+    finally:
+        vigil_app.state.delivery.stop(WAIT)
+        manager.close()
 
 
 def test_a_failing_store_is_503_not_500(make: Callable[..., Harness], tmp_path: Path) -> None:
