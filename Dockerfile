@@ -29,6 +29,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY lib/ lib/
 COPY exporter/ exporter/
+COPY alerts/ alerts/
+COPY dashboards/ dashboards/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 
@@ -48,7 +50,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIGIL_EXPORTER_REQUIRE_WEBHOOK_CREDENTIALS=true
 
 COPY --from=build /wheels/ /tmp/wheels/
-RUN pip install /tmp/wheels/*.whl \
+# The wheel with its exporter extra (FastAPI, uvicorn): the demo serves the exporter. DL3013
+# (pin versions) does not apply: this is the local wheel built above, named with a variable so
+# the extra can be added to it.
+# hadolint ignore=DL3013
+RUN whl="$(echo /tmp/wheels/vigil-*.whl)" \
+ && pip install "${whl}[exporter]" \
  && rm -rf /tmp/wheels \
  && groupadd --system --gid 10001 vigil \
  && useradd --system --uid 10001 --gid vigil --no-create-home --shell /usr/sbin/nologin vigil \

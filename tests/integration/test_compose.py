@@ -502,7 +502,7 @@ def test_dockerignore_keeps_what_the_image_needs_and_nothing_else() -> None:
     assert copied
     for path in copied:
         assert not _dockerignore_excludes(path.relative_to(REPO).as_posix()), path
-    for left_out in (".git/HEAD", ".venv/bin/python", "tests/conftest.py", "alerts/runbook.md",
+    for left_out in (".git/HEAD", ".venv/bin/python", "tests/conftest.py", "bench/run.py",
                      "lib/vigil/__pycache__/config.cpython-311.pyc", "vigil.egg-info/PKG-INFO"):
         assert _dockerignore_excludes(left_out), left_out
 
@@ -528,5 +528,7 @@ def test_the_build_context_makes_a_wheel_with_the_vigil_command(tmp_path: Path) 
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
     assert {"vigil/__init__.py", "vigil/py.typed", "vigil_exporter/cli.py",
-            "vigil_exporter/py.typed"} <= names
+            "vigil_exporter/py.typed", "vigil_exporter/assets/alerts/vigil.rules.yml",
+            "vigil_exporter/assets/alerts/alertmanager.yml",
+            "vigil_exporter/assets/dashboards/json/vigil-overview.json"} <= names
     assert "vigil = vigil_exporter.cli:main" in scripts
