@@ -15,6 +15,8 @@ from vigil.config import deferred_errors as _deferred_errors
 # their modules are imported; a wrong VIGIL_* variable must not make the import itself raise
 # (vigil --version, a service that configures vigil by code): see config.deferred_errors.
 with _deferred_errors():
+    # (vigil.asgi and vigil.wsgi, the web middlewares, import no web framework.)
+    from vigil.asgi import VigilMiddleware
     from vigil.error_handling import (
         AgentExecutionErrorHandler,
         CircuitBreaker,
@@ -65,6 +67,7 @@ with _deferred_errors():
         trace_context,
         trace_execution,
     )
+    from vigil.wsgi import VigilWSGIMiddleware
 
 __version__ = "0.1.0"
 
@@ -110,6 +113,8 @@ __all__ = [
     "StructuredLogger",
     "SystemClock",
     "VigilConfig",
+    "VigilMiddleware",
+    "VigilWSGIMiddleware",
     "alert_manager",
     "all_breakers",
     "bind_context",

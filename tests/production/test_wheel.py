@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +46,7 @@ class Installed:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     base = tmp_path_factory.mktemp("wheel")
     dist, venv, work = base / "dist", base / "venv", base / "work"
     work.mkdir()
@@ -61,7 +60,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     assert made.returncode == 0, made.stderr
     target = Installed(venv, wheel, work)
     target.pip(str(wheel))
-    yield target
+    return target
 
 
 def test_the_core_install_imports_without_the_web_stack(installed: Installed) -> None:
