@@ -70,8 +70,10 @@ def _parser() -> argparse.ArgumentParser:
                            "removed at the end)")
     demo.add_argument("--no-stack", action="store_true",
                       help="do not start Prometheus and Alertmanager even if installed")
-    demo.add_argument("--log-file", type=Path, default=None,
-                      help="write the JSON log lines to this file instead of stdout")
+    demo.add_argument("--log-file", type=Path, default=Path("vigil-demo.log"),
+                      help="append the JSON log lines to this file (default: vigil-demo.log "
+                           "in the current folder), or - for stdout; the terminal shows the "
+                           "links and a progress line")
     demo.add_argument("--scale", type=_positive_float, default=1.0,
                       help="multiply the simulated durations (smaller is faster; default 1.0)")
     demo.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable run")
@@ -259,9 +261,10 @@ def _demo(args: argparse.Namespace) -> int:
     from vigil_exporter.demo_runner import run_demo
 
     config = _configure(args.config)
+    log_file = None if str(args.log_file) == "-" else args.log_file
     return run_demo(config, duration=args.duration, port=args.port, stack=not args.no_stack,
                     state_dir=args.state_dir,
-                    log_file=args.log_file, scale=args.scale, seed=args.seed,
+                    log_file=log_file, scale=args.scale, seed=args.seed,
                     progress_interval=args.progress_interval)
 
 

@@ -54,7 +54,9 @@ def _start_stack(handle: ExporterHandle, config: VigilConfig, out: IO[str]) -> L
         _say(out, f"vigil demo: could not start the local stack ({err}); "
                   "running the exporter alone.")
         return None
-    _say(out, f"vigil demo: Prometheus   {stack.prometheus_url}  (alerts: /alerts)")
+    alerts = stack.prometheus_page("alerts")
+    _say(out, f"vigil demo: Prometheus   {stack.prometheus_url}"
+              + (f"  (alerts: {alerts})" if alerts else ""))
     if stack.alertmanager_url:
         _say(out, f"vigil demo: Alertmanager {stack.alertmanager_url}")
     return stack
@@ -102,7 +104,8 @@ def run_demo(config: VigilConfig, *, duration: float | None = None, port: int | 
         _say(out, f"vigil demo: metrics      {handle.url}/metrics")
         _say(out, f"vigil demo: JSON API     {handle.url}/api/breakers  (and /docs)")
         if log_file is not None:
-            _say(out, f"vigil demo: JSON logs    {log_file}")
+            _say(out, f"vigil demo: JSON logs    {log_file}  (follow them with: tail -f "
+                      f"{log_file}; --log-file - writes them to stdout)")
         local = _start_stack(handle, config, out) if stack else None
         if local is not None:
             cleanup.callback(local.stop)

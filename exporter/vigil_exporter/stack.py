@@ -143,6 +143,8 @@ class LocalStack:
         self._spawn("alertmanager", [
             binary, f"--config.file={config}", f"--storage.path={work / 'am-data'}",
             f"--web.listen-address={self.host}:{port}",
+            # Links in notifications name this address, not the machine's host name.
+            f"--web.external-url={self.alertmanager_url}/",
             "--cluster.listen-address=",  # empty: no gossip port on every interface
         ], work, f"{self.alertmanager_url}/-/ready")
         return port
@@ -157,7 +159,24 @@ class LocalStack:
         self._spawn("prometheus", [
             binary, f"--config.file={config}", f"--storage.tsdb.path={work / 'tsdb'}",
             f"--web.listen-address={self.host}:{port}", "--web.enable-lifecycle",
+            # Alerts' generatorURL (what Alertmanager links to) names this address.
+            f"--web.external-url={self.prometheus_url}/",
         ], work, f"{self.prometheus_url}/-/ready")
+
+    def prometheus_page(self, page: str) -> str | None:
+        """The URL of Prometheus's ``page`` ("alerts", "targets", "graph") that answers here:
+        the React UI's ``/alerts``, or ``/classic/alerts`` where the package ships only the
+        classic UI (Debian's does); ``None`` when neither answers or Prometheus is not up."""
+        if self.prometheus_url is None:
+            return None
+        for path in (f"/{page}", f"/classic/{page}"):
+            try:
+                with urllib.request.urlopen(self.prometheus_url + path, timeout=2.0) as answer:
+                    if answer.status == 200:
+                        return self.prometheus_url + path
+            except (urllib.error.URLError, OSError):
+                continue
+        return None
 
     def _spawn(self, name: str, argv: Sequence[str], work: Path, ready_url: str) -> None:
         log = work / f"{name}.log"

@@ -7,6 +7,7 @@ whose alerts reach a handler registered on vigil's AlertManager.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -14,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import psutil
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -119,3 +121,27 @@ def test_live_metrics_pass_promtool(stack: Stack) -> None:
                             check=False)
     assert (result.stdout + result.stderr).decode() == ""
     assert result.returncode == 0
+
+
+def test_the_links_the_demo_prints_answer(stack: Stack) -> None:
+    """The Prometheus alerts and targets pages the demo links to answer 200 on the installed
+    Prometheus (the React UI's /alerts, or /classic/alerts where only the classic UI ships)."""
+    for page in ("alerts", "targets"):
+        url = stack.local.prometheus_page(page)
+        assert url is not None, page
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            assert answer.status == 200
+
+
+def test_alert_links_name_the_loopback_address(stack: Stack) -> None:
+    """Prometheus and Alertmanager run with --web.external-url set to their own loopback
+    URL, so an alert's generatorURL and Alertmanager's links are not the machine's host name."""
+    assert stack.local.prometheus_url is not None
+    assert stack.local.alertmanager_url is not None
+    with urllib.request.urlopen(stack.local.prometheus_url + "/api/v1/status/flags",
+                                timeout=5) as answer:
+        flags = json.loads(answer.read())["data"]
+    assert flags["web.external-url"] == stack.local.prometheus_url + "/"
+    command_lines = [" ".join(psutil.Process(pid).cmdline()) for pid in stack.local.pids]
+    assert any(f"--web.external-url={stack.local.alertmanager_url}/" in line
+               for line in command_lines if "alertmanager" in line), command_lines
