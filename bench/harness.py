@@ -99,7 +99,9 @@ def measure(subjects: Mapping[str, Runner], budget: Budget) -> dict[str, float]:
 
 PACKAGES = ("vigil", "prometheus-client", "python-json-logger", "opentelemetry-api",
             "opentelemetry-sdk", "circuitbreaker", "pybreaker", "backoff", "tenacity",
-            "structlog", "fastapi", "psutil")
+            "structlog", "fastapi", "psutil", "starlette", "starlette-exporter",
+            "prometheus-fastapi-instrumentator", "opentelemetry-instrumentation-asgi",
+            "opentelemetry-exporter-otlp-proto-http")
 
 
 def cpu_model() -> str:

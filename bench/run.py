@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import cases, otlp, webhook
+from bench import cases, http, otlp, webhook
 from bench.harness import FULL, QUICK, Budget, machine
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -37,6 +37,7 @@ ROWS: dict[str, Callable[[Budget, argparse.Namespace], list[cases.Result]]] = {
     "multiprocess": lambda b, a: cases.multiprocess_rows(b),
     "memory": lambda b, a: cases.memory_rows(a.records, a.baseline),
     "webhook": lambda b, a: webhook.webhook_rows(b),
+    "http": lambda b, a: http.http_rows(b),
 }
 
 # Why a target is missed, shown under the table when it is (from profiling; see the issue).
@@ -115,6 +116,18 @@ What each row measures:
 - Spans: vigil stores each span (bounded ring buffer, tree indexes) and observes its duration in
   `vigil_trace_duration_seconds`; the OpenTelemetry SDK `TracerProvider` has no span processor,
   so its spans are built and dropped. All make their span the current one.
+- Span export: `bench/otlp.py`. vigil's `SpanExport` and the SDK's `BatchSpanProcessor` send
+  with the same `OTLPSpanExporter` to one loopback sink answering 200; a round is 512 spans on the
+  traced path, then a timed flush (the export thread's work for them). The SDK's spans carry the
+  same two attributes vigil's do. The collector-down row points vigil at a closed port with a
+  full queue (each span a counted drop). The sharing row measures `trace_context` with
+  OpenTelemetry's context shared (the bridge on) against an SDK span.
+- HTTP middleware: `bench/http.py`. A Starlette app with one templated route, called as ASGI
+  directly (no sockets); each middleware's figure is its request's time minus the bare app's.
+  vigil records both metrics and a server span; starlette-exporter and
+  prometheus-fastapi-instrumentator record metrics only; OpenTelemetry's ASGI middleware runs an
+  SDK tracer without span processor (three spans per request by default, one with
+  `exclude_spans`).
 - Breakers: a closed breaker around a function returning at once. vigil's and pybreaker's are
   thread-safe and count the call; `circuitbreaker` takes no lock.
 - Retry: a function that succeeds on the first try; async ones are awaited in one event loop.

@@ -21,7 +21,9 @@ from bench.harness import Budget, Runner, machine, measure
 from bench.run import HEADER, RESULTS
 
 REPO = Path(__file__).resolve().parents[2]
-PEERS = ("opentelemetry.sdk", "circuitbreaker", "pybreaker", "backoff", "tenacity", "structlog")
+PEERS = ("opentelemetry.sdk", "circuitbreaker", "pybreaker", "backoff", "tenacity", "structlog",
+         "starlette_exporter", "prometheus_fastapi_instrumentator",
+         "opentelemetry.instrumentation.asgi", "opentelemetry.exporter.otlp.proto.http")
 MISSING = [name for name in PEERS if importlib.util.find_spec(name.split(".")[0]) is None
            or importlib.util.find_spec(name) is None]
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"bench peers missing: {MISSING}; "
@@ -57,6 +59,11 @@ EXPECTED = [
     ("webhook 2xx, p99", "`GET /healthz`, p99"),
     ("webhook alerts acknowledged/s", "alerts handled/s during the flood"),
     ("alerts handled/s after the flood", "acknowledged/s during the flood"),
+    ("`VigilMiddleware` per request", "starlette-exporter"),
+    ("`VigilMiddleware` per request", "prometheus-fastapi-instrumentator"),
+    ("`VigilMiddleware` per request", "OpenTelemetry ASGI middleware, SDK tracer"),
+    ("`VigilMiddleware` per request", "OpenTelemetry ASGI middleware, server span only"),
+    ("Starlette request with `VigilMiddleware`", "no middleware"),
 ]
 
 
