@@ -44,6 +44,7 @@ from vigil_exporter.app import (
     TraceNode,
     create_app,
     json_safe,
+    render_metrics,
 )
 from vigil_exporter.delivery import DeliveryLoop
 from vigil_exporter.store.sqlite import SQLiteStore
@@ -913,3 +914,33 @@ def test_json_safe_never_raises() -> None:
     json.dumps(value, allow_nan=False)
     assert value["nan"] is None
     assert value["(1, 2)"] == [3]
+
+
+def test_metrics_serves_the_default_registry_with_the_applications_metrics() -> None:
+    """/metrics of an app built with the defaults serves prometheus_client's default registry:
+    a metric the application registered there, prometheus_client's process_* and vigil's own,
+    each family once."""
+    from prometheus_client import REGISTRY, Counter
+
+    from vigil.monitoring.metrics import performance_monitor
+
+    assert performance_monitor.registry is REGISTRY
+    name = f"shop_orders_{uuid.uuid4().hex[:8]}"
+    orders = Counter(name, "Orders placed.")
+    try:
+        orders.inc(3)
+
+        @monitor_performance("default_registry_probe")
+        def probe() -> int:
+            return 1
+
+        probe()
+        body, _ = render_metrics(REGISTRY, "text/plain", "")
+        text = body.decode()
+        assert f"{name}_total 3.0" in text
+        assert "process_cpu_seconds_total" in text or "python_gc_objects_collected_total" in text
+        assert 'vigil_function_calls_total{function="default_registry_probe"} 1.0' in text
+        helps = [line.split()[2] for line in text.splitlines() if line.startswith("# HELP")]
+        assert len(helps) == len(set(helps))
+    finally:
+        REGISTRY.unregister(orders)

@@ -47,7 +47,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mappi
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import REGISTRY, CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -727,8 +727,10 @@ def _wrap_async_gen(fn: Callable[..., AsyncIterator[Any]], rec: Recorder
     return wrapper
 
 
-# The process-wide monitor; its registry is what the exporter serves.
-performance_monitor = PerformanceMonitor(process_metrics=True)
+# The process-wide monitor records on prometheus_client's default registry, the one the
+# application and other libraries register on: the exporter serves it, so one /metrics holds
+# theirs and vigil's, with prometheus_client's own process_*, python_gc_* and python_info.
+performance_monitor = PerformanceMonitor(registry=REGISTRY)
 
 
 @on_configure
