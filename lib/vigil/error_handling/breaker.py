@@ -1064,6 +1064,29 @@ class CircuitBreaker:
     def failure_count(self, value: int) -> None:
         (self._core or self._bind()).set_failure_count(value, self._now())
 
+    # The constructor's settings, read back (they live in the frozen ``policy``).
+
+    @property
+    def failure_threshold(self) -> int | None:
+        """Failures in a row that open the breaker (``None`` in failure-rate mode)."""
+        return self.policy.failure_threshold
+
+    @property
+    def recovery_timeout(self) -> float:
+        """The configured seconds OPEN before the first probe (the base of any growth by
+        ``open_duration_multiplier``; :attr:`seconds_until_probe` is the current wait)."""
+        return self.policy.recovery_timeout
+
+    @property
+    def half_open_max_calls(self) -> int:
+        """Probes let through at once while HALF_OPEN."""
+        return self.policy.half_open_max_calls
+
+    @property
+    def success_threshold(self) -> int:
+        """Probe successes that close the breaker."""
+        return self.policy.success_threshold
+
     @property
     def seconds_until_probe(self) -> float:
         """Seconds until an OPEN breaker lets a probe through; 0 in any other state."""

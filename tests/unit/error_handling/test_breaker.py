@@ -1058,3 +1058,15 @@ def test_a_call_admitted_in_an_earlier_state_does_not_move_the_machine() -> None
     assert isinstance(probe, int)
     sm.on_success(probe, 5.0, 0.0)
     assert sm.current_state(5.0) is CircuitState.CLOSED
+
+
+def test_the_constructor_settings_read_back_as_attributes() -> None:
+    """cb.failure_threshold, recovery_timeout, half_open_max_calls and success_threshold are
+    what the constructor was given (they live in cb.policy; reading them raised before)."""
+    cb = CircuitBreaker(3, 12.5, name="read-back", half_open_max_calls=2, success_threshold=2,
+                        registry=CollectorRegistry())
+    assert (cb.failure_threshold, cb.recovery_timeout, cb.half_open_max_calls,
+            cb.success_threshold) == (3, 12.5, 2, 2)
+    rate = CircuitBreaker(failure_rate_threshold=0.5, name="rate-read-back",
+                          registry=CollectorRegistry())
+    assert rate.failure_threshold is None
