@@ -6,7 +6,11 @@
 
 The JSON is stable: keys sorted, two-space indent, a trailing newline, panel ids numbered in
 order, so a rebuild of unchanged code gives the same bytes and a diff shows real changes only.
-Grafana loads the files through ``provisioning/dashboards/vigil.yml``.
+Grafana loads the files through ``provisioning/dashboards/vigil.yml``; they import as they are
+too (Dashboards > New > Import): every panel queries the ``$datasource`` variable, not a uid,
+and ``__requires`` lists the Grafana version and plugins they need. They fit any job:
+``$job`` lists the jobs with vigil's metrics (``dashboards.model.with_defaults`` changes where
+it starts).
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from pathlib import Path
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
-from dashboards import overview
-from dashboards.model import JSON_DIR
-from dashboards.panels import PER_JOB_NOTE
+from . import overview
+from .model import JSON_DIR
+from .queries import RECORDING_RULES
 
 __all__ = ["DASHBOARDS", "check", "main", "render", "render_all", "write"]
 
@@ -32,10 +36,31 @@ DASHBOARDS: Mapping[str, Callable[[], dashboard_models.Dashboard]] = {
 }
 
 
+# The Grafana version the SDK's schema is pinned to (pyproject.toml: grafana-foundation-sdk).
+GRAFANA_VERSION = "11.6.0"
+_PANEL_NAMES = {"heatmap": "Heatmap", "stat": "Stat", "state-timeline": "State timeline",
+                "table": "Table", "timeseries": "Time series"}
+
+
+def _requires(dashboard: Mapping[str, object]) -> list[dict[str, str]]:
+    """Grafana's ``__requires`` (what the import dialog checks): Grafana, the Prometheus
+    datasource plugin, each panel plugin used."""
+    panels = dashboard.get("panels")
+    kinds = sorted({str(p["type"]) for p in panels if isinstance(p, dict)} - {"row"}) \
+        if isinstance(panels, list) else []
+    return ([{"type": "grafana", "id": "grafana", "name": "Grafana",
+              "version": GRAFANA_VERSION},
+             {"type": "datasource", "id": "prometheus", "name": "Prometheus",
+              "version": "1.0.0"}]
+            + [{"type": "panel", "id": kind, "name": _PANEL_NAMES.get(kind, kind),
+                "version": ""} for kind in kinds])
+
+
 def render(build: Callable[[], dashboard_models.Dashboard]) -> str:
     """One dashboard as the JSON text written to disk."""
-    return json.dumps(build(), cls=JSONEncoder, sort_keys=True, indent=2,
-                      ensure_ascii=False) + "\n"
+    data = json.loads(json.dumps(build(), cls=JSONEncoder))
+    data["__requires"] = _requires(data)
+    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
 def render_all() -> dict[str, str]:
@@ -83,10 +108,12 @@ def _table() -> str:
             if panel["type"] == "row":
                 section = panel["title"]
                 continue
-            answers = panel["description"].removesuffix(PER_JOB_NOTE)
-            per_instance = all("$instance" in t["expr"] for t in panel["targets"])
-            scope = "job, instance" if per_instance else "job (recording rule)"
-            lines.append(f"| {section} | {panel['title']} | {answers} | {scope} |")
+            exprs = [target["expr"] for target in panel["targets"]]
+            scope = ", ".join(name for name in ("job", "instance")
+                              if all(f"${name}" in expr for expr in exprs))
+            if any(rule in expr for expr in exprs for rule in RECORDING_RULES):
+                scope += " (recording rule)"
+            lines.append(f"| {section} | {panel['title']} | {panel['description']} | {scope} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -1,19 +1,22 @@
 """Reading the generated dashboard JSON: its panels, their queries, its template variables.
 
 What Grafana loads is the JSON, so the checks (the schema test, promtool, the integration test
-against a real Prometheus) read the JSON too, through these helpers. No SDK import here.
+against a real Prometheus) read the JSON too, through these helpers; :func:`with_defaults`
+writes another starting job (or datasource) into it. No SDK import here: the standard library
+and :mod:`.queries` only, so a CLI can use it wherever the JSON ships.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dashboards.queries import TEST_VARIABLES, expand
+from .queries import TEST_VARIABLES, expand
 
 __all__ = [
     "JSON_DIR",
@@ -24,6 +27,7 @@ __all__ = [
     "panels",
     "promtool_rules",
     "variable_queries",
+    "with_defaults",
 ]
 
 JSON_DIR = Path(__file__).resolve().parent / "json"
@@ -111,3 +115,34 @@ def promtool_rules(queries: list[PanelQuery],
 
 def _slug(text: str) -> str:
     return re.sub(r"\W", "_", text)
+
+
+def with_defaults(dashboard: Mapping[str, Any], *, job: str | Sequence[str] | None = None,
+                  datasource: str | None = None) -> dict[str, Any]:
+    """A copy of ``dashboard`` (parsed JSON) that opens on ``job`` and/or ``datasource``.
+
+    ``job``: one job name or several, the ``$job`` variable's starting selection (the JSON
+    works for any job without this: ``$job`` lists every job with vigil's metrics; this only
+    changes where it starts). ``datasource``: the uid (or name) of the Prometheus-type
+    datasource ``$datasource`` starts on, instead of Grafana's default. ``None`` leaves a
+    variable as it is. Raises ValueError for an empty job name or a dashboard without the
+    variable. Pure JSON: no Grafana SDK.
+    """
+    result: dict[str, Any] = copy.deepcopy(dict(dashboard))
+    variables = {variable.get("name"): variable
+                 for variable in result.get("templating", {}).get("list", [])}
+    if job is not None:
+        jobs = [job] if isinstance(job, str) else list(job)
+        if not jobs or not all(isinstance(name, str) and name for name in jobs):
+            raise ValueError(f"job: got {job!r}; expected a job name or a list of job names")
+        if "job" not in variables:
+            raise ValueError(f"dashboard {result.get('uid')!r} has no $job variable")
+        variables["job"]["current"] = {"selected": True, "text": jobs, "value": jobs}
+    if datasource is not None:
+        if not datasource:
+            raise ValueError("datasource: got ''; expected a datasource uid or name")
+        if "datasource" not in variables:
+            raise ValueError(f"dashboard {result.get('uid')!r} has no $datasource variable")
+        variables["datasource"]["current"] = {"selected": True, "text": datasource,
+                                              "value": datasource}
+    return result

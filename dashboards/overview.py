@@ -11,9 +11,9 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
-from dashboards import queries as q
-from dashboards.panels import (
-    PER_JOB_NOTE,
+from . import queries as q
+from .panels import (
+    datasource_variable,
     heatmap,
     instance_variable,
     job_variable,
@@ -28,8 +28,8 @@ __all__ = ["UID", "build"]
 
 UID = "vigil-overview"
 
-# Panels over recording rules say so: the rules sum instances away.
-_PER_JOB = PER_JOB_NOTE
+# What a count panel with one series per label value shows when no series matches.
+_ZERO = "0"
 
 _BREAKER_STATES = {0: ("CLOSED", "green"), 1: ("HALF_OPEN", "yellow"), 2: ("OPEN", "red")}
 
@@ -42,14 +42,14 @@ def _summary(dash: dashboard_builders.Dashboard) -> None:
         thresholds=((None, "red"), (1, "green")), graph=False))
     dash.with_panel(stat(
         "Handled errors", "How many errors per second is the recovery manager handling "
-        "(5-minute average)?" + _PER_JOB, "ops", q.ERRORS_PER_SECOND,
+        "(5-minute average)?", "ops", q.ERRORS_PER_SECOND,
         thresholds=((None, "green"), (0.1, "orange"), (1, "red"))))
     dash.with_panel(stat(
         "Function calls", "How many calls per second do the @monitor_performance functions "
-        "serve (5-minute average)?" + _PER_JOB, "ops", q.CALLS_PER_SECOND))
+        "serve (5-minute average)?", "ops", q.CALLS_PER_SECOND))
     dash.with_panel(stat(
         "Function p95 latency", "How long do 95% of function calls take, all functions "
-        "together, over the last 5 minutes?" + _PER_JOB, "s", q.LATENCY_P95_ALL,
+        "together, over the last 5 minutes?", "s", q.LATENCY_P95_ALL,
         thresholds=((None, "green"), (1, "orange"), (5, "red"))))
     dash.with_panel(stat(
         "Breakers open", "How many circuit breakers are OPEN right now, in at least one "
@@ -57,7 +57,7 @@ def _summary(dash: dashboard_builders.Dashboard) -> None:
         thresholds=((None, "green"), (1, "red"))))
     dash.with_panel(stat(
         "Alerts firing", "How many Prometheus alerts about these targets are firing now?",
-        "short", q.ALERTS_FIRING_COUNT, no_value="0",
+        "short", q.ALERTS_FIRING_COUNT,
         thresholds=((None, "green"), (1, "red"))))
 
 
@@ -65,14 +65,14 @@ def _errors(dash: dashboard_builders.Dashboard) -> None:
     dash.with_row(row("Errors and recovery"))
     dash.with_panel(timeseries(
         "Error rate by category and severity", "Which kinds of error (ErrorCategory) at which "
-        "severity is the application handling, per second over 5 minutes?" + _PER_JOB,
-        "ops", q.ERRORS_BY_CATEGORY_SEVERITY, stacked=True))
+        "severity is the application handling, per second over 5 minutes?",
+        "ops", q.ERRORS_BY_CATEGORY_SEVERITY, stacked=True, no_value=_ZERO))
     dash.with_panel(timeseries(
         "Errors by component", "Which component reports the handled errors?", "ops",
-        q.ERRORS_BY_COMPONENT, stacked=True))
+        q.ERRORS_BY_COMPONENT, stacked=True, no_value=_ZERO))
     dash.with_panel(timeseries(
         "Recovery actions", "What does the recovery manager decide to do about the errors "
-        "(retry, fallback, skip, abort)?", "ops", q.RECOVERY_ACTIONS, stacked=True))
+        "(retry, fallback, skip, abort)?", "ops", q.RECOVERY_ACTIONS, stacked=True, no_value=_ZERO))
 
 
 def _breakers(dash: dashboard_builders.Dashboard) -> None:
@@ -85,49 +85,49 @@ def _breakers(dash: dashboard_builders.Dashboard) -> None:
     dash.with_panel(timeseries(
         "Workers with the breaker open", "In how many worker processes is each breaker OPEN "
         "or HALF_OPEN (1 in a single process)? VigilCircuitBreakerOpen reports this count.",
-        "short", q.BREAKER_WORKERS_NOT_CLOSED, stacked=True))
+        "short", q.BREAKER_WORKERS_NOT_CLOSED, stacked=True, no_value=_ZERO))
     dash.with_panel(timeseries(
         "Breaker transitions (5 min)", "How often does each breaker change state (every "
         "worker process's transitions added up): a flapping breaker shows many transitions "
-        "in 5 minutes." + _PER_JOB, "short",
-        q.BREAKER_TRANSITIONS, bars=True))
+        "in 5 minutes.", "short",
+        q.BREAKER_TRANSITIONS, bars=True, no_value=_ZERO))
     dash.with_panel(timeseries(
         "Breaker calls by outcome", "What happens to calls through each breaker (success, "
-        "slow, failure, ignored, rejected)?" + _PER_JOB, "ops", q.BREAKER_CALLS_BY_OUTCOME,
-        stacked=True))
+        "slow, failure, ignored, rejected)?", "ops", q.BREAKER_CALLS_BY_OUTCOME,
+        stacked=True, no_value=_ZERO))
     dash.with_panel(timeseries(
         "Rejected calls", "How many calls per second does an OPEN breaker refuse (raising "
-        "CircuitOpenError or calling its fallback)?" + _PER_JOB, "ops", q.BREAKER_REJECTED))
+        "CircuitOpenError or calling its fallback)?", "ops", q.BREAKER_REJECTED, no_value=_ZERO))
 
 
 def _retries(dash: dashboard_builders.Dashboard) -> None:
     dash.with_row(row("Retries"))
     dash.with_panel(timeseries(
         "Retry attempts", "How many retries per second does each @with_retry operation "
-        "perform?" + _PER_JOB, "ops", q.RETRY_ATTEMPTS))
+        "perform?", "ops", q.RETRY_ATTEMPTS, no_value=_ZERO))
     dash.with_panel(timeseries(
         "Retried calls by outcome", "Do retried calls succeed first time, after retrying, "
-        "or fail?" + _PER_JOB, "ops", q.RETRY_OUTCOMES, stacked=True))
+        "or fail?", "ops", q.RETRY_OUTCOMES, stacked=True, no_value=_ZERO))
     dash.with_panel(timeseries(
         "Retry give-ups", "How many calls per second fail after using up all their retry "
-        "attempts?" + _PER_JOB, "ops", q.RETRY_GIVE_UPS))
+        "attempts?", "ops", q.RETRY_GIVE_UPS, no_value=_ZERO))
 
 
 def _functions(dash: dashboard_builders.Dashboard) -> None:
     dash.with_row(row("Functions"))
     dash.with_panel(timeseries(
         "Throughput", "How many calls per second does each @monitor_performance function "
-        "serve?" + _PER_JOB, "ops", q.FUNCTION_THROUGHPUT, width=12))
+        "serve?", "ops", q.FUNCTION_THROUGHPUT, width=12, no_value=_ZERO))
     dash.with_panel(timeseries(
-        "Error ratio", "What share of each function's calls raise?" + _PER_JOB,
+        "Error ratio", "What share of each function's calls raise?",
         "percentunit", q.FUNCTION_ERROR_RATIO, width=12))
     dash.with_panel(timeseries(
         "Latency p50 / p95 / p99", "How long do calls to each function take: the median, "
-        "95th and 99th percentiles over 5 minutes?" + _PER_JOB, "s",
+        "95th and 99th percentiles over 5 minutes?", "s",
         q.FUNCTION_LATENCY_P50, q.FUNCTION_LATENCY_P95, q.FUNCTION_LATENCY_P99, width=12))
     dash.with_panel(heatmap(
         "Latency distribution", "How are call durations spread across the histogram buckets "
-        "over time (all functions; calls per second in each bucket)?" + _PER_JOB,
+        "over time (all functions; calls per second in each bucket)?",
         q.FUNCTION_LATENCY_HEATMAP, y_unit="s", cell_unit="ops"))
 
 
@@ -135,13 +135,13 @@ def _traces(dash: dashboard_builders.Dashboard) -> None:
     dash.with_row(row("Traces"))
     dash.with_panel(timeseries(
         "Trace duration p95 by operation", "How long does each traced operation take "
-        "(95th percentile over 5 minutes)?" + _PER_JOB, "s", q.TRACE_P95_BY_OPERATION))
+        "(95th percentile over 5 minutes)?", "s", q.TRACE_P95_BY_OPERATION))
     dash.with_panel(timeseries(
         "Spans by operation", "How many trace entries per second does each operation "
-        "end?" + _PER_JOB, "ops", q.TRACE_RATE_BY_OPERATION))
+        "end?", "ops", q.TRACE_RATE_BY_OPERATION, no_value=_ZERO))
     dash.with_panel(timeseries(
         "Failed spans by operation", "Which traced operations end with a status other than "
-        "success?", "ops", q.TRACE_FAILURES_BY_OPERATION))
+        "success?", "ops", q.TRACE_FAILURES_BY_OPERATION, no_value=_ZERO))
 
 
 def _resources(dash: dashboard_builders.Dashboard) -> None:
@@ -171,14 +171,14 @@ def _alerts(dash: dashboard_builders.Dashboard) -> None:
         no_value="No alert firing"))
     dash.with_panel(timeseries(
         "Firing alerts over time", "When did each alert fire, and for how long?", "short",
-        q.ALERTS_FIRING_BY_NAME, width=12, stacked=True))
+        q.ALERTS_FIRING_BY_NAME, width=12, stacked=True, no_value=_ZERO))
     dash.with_panel(timeseries(
         "vigil alerts dispatched", "How many alerts per second does vigil's AlertManager "
         "hand to its handlers, by severity (after de-duplication)?", "ops",
-        q.VIGIL_ALERTS_BY_SEVERITY, width=12, stacked=True))
+        q.VIGIL_ALERTS_BY_SEVERITY, width=12, stacked=True, no_value=_ZERO))
     dash.with_panel(timeseries(
         "Log lines by level", "How many JSON log lines per second are written, by level?",
-        "ops", q.LOG_LINES_BY_LEVEL, width=12, stacked=True))
+        "ops", q.LOG_LINES_BY_LEVEL, width=12, stacked=True, no_value=_ZERO))
 
 
 def build() -> dashboard_models.Dashboard:
@@ -192,6 +192,7 @@ def build() -> dashboard_models.Dashboard:
             .refresh("10s")
             .timezone("browser")
             .tooltip(dashboard_models.DashboardCursorSync.CROSSHAIR)
+            .with_variable(datasource_variable())
             .with_variable(job_variable())
             .with_variable(instance_variable()))
     for section in (_summary, _errors, _breakers, _retries, _functions, _traces, _resources,

@@ -2,9 +2,10 @@
 
 Each helper takes a title, the question the panel answers (its description, shown under the
 (i) icon in Grafana), a unit and :class:`~dashboards.queries.Query` objects, and returns a
-grafana-foundation-sdk builder. Every panel and every query points at the provisioned
-Prometheus datasource by its fixed uid (:data:`DATASOURCE_UID`), so a dashboard never depends
-on which datasource happens to be the default.
+grafana-foundation-sdk builder. Every panel and every query points at the ``$datasource``
+template variable (:data:`DATASOURCE`), a Prometheus-type datasource picked in the dashboard
+(it starts on Grafana's default one): no uid is baked in, so the JSON works in any Grafana,
+provisioned (``provisioning/``: uid :data:`DATASOURCE_UID`) or imported.
 
 Grafana unit ids used: ``s`` (seconds), ``ops`` (per second), ``percentunit`` (0..1 shown as
 %), ``bytes``, ``short`` (plain numbers).
@@ -27,13 +28,14 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 from grafana_foundation_sdk.models import heatmap as heatmap_models
 from grafana_foundation_sdk.models import prometheus as prometheus_models
 
-from dashboards.queries import INSTANCE_VALUES, JOB_VALUES, Query
+from .queries import DEFAULT_JOBS, INSTANCE_VALUES, JOB_VALUES, Query
 
 __all__ = [
     "DATASOURCE",
     "DATASOURCE_UID",
-    "PER_JOB_NOTE",
+    "DATASOURCE_VARIABLE",
     "Panel",
+    "datasource_variable",
     "heatmap",
     "instance_variable",
     "job_variable",
@@ -44,12 +46,13 @@ __all__ = [
     "timeseries",
 ]
 
-# The uid given to the datasource in provisioning/datasources/prometheus.yml.
+# The uid given to the datasource in provisioning/datasources/prometheus.yml (and
+# provisioning/victoriametrics/): docker-compose's Grafana; the dashboards do not depend on it.
 DATASOURCE_UID = "vigil-prometheus"
-DATASOURCE = dashboard_models.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
-
-# Ends the description of a panel built on recording rules, which sum the instances away.
-PER_JOB_NOTE = " Built on a recording rule: all instances of the selected job(s) together."
+# The template variable every panel, query and variable queries through.
+DATASOURCE_VARIABLE = "datasource"
+DATASOURCE = dashboard_models.DataSourceRef(type_val="prometheus",
+                                            uid=f"${{{DATASOURCE_VARIABLE}}}")
 
 Panel = (timeseries_builders.Panel | stat_builders.Panel | statetimeline_builders.Panel
          | heatmap_builders.Panel | table_builders.Panel)
@@ -112,8 +115,12 @@ def row(title: str) -> dashboard_builders.Row:
 def timeseries(title: str, description: str, unit: str, *queries: Query,
                width: int = 8, height: int = 8, stacked: bool = False, bars: bool = False,
                min_value: float | None = 0, max_value: float | None = None,
-               ) -> timeseries_builders.Panel:
-    """A time series graph of ``queries`` (one line, or bar, per series)."""
+               no_value: str | None = None) -> timeseries_builders.Panel:
+    """A time series graph of ``queries`` (one line, or bar, per series).
+
+    ``no_value`` is what the panel shows when no series matches (``"0"`` for counts: one
+    series per label value cannot be completed with a 0 series in PromQL).
+    """
     panel = (timeseries_builders.Panel()
              .title(title).description(description).unit(unit)
              .datasource(DATASOURCE).targets(list(_targets(queries)))
@@ -126,6 +133,8 @@ def timeseries(title: str, description: str, unit: str, *queries: Query,
         panel = panel.min(min_value)
     if max_value is not None:
         panel = panel.max(max_value)
+    if no_value is not None:
+        panel = panel.no_value(no_value)
     if bars:
         panel = panel.draw_style(common.GraphDrawStyle.BARS).fill_opacity(80)
     if stacked:
@@ -223,8 +232,8 @@ def table(title: str, description: str, query: Query, *, hide: Sequence[str] = (
     return panel
 
 
-def _variable(name: str, label: str, query: str, description: str
-              ) -> dashboard_builders.QueryVariable:
+def _variable(name: str, label: str, query: str, description: str,
+              current: dashboard_models.VariableOption) -> dashboard_builders.QueryVariable:
     return (dashboard_builders.QueryVariable(name)
             .label(label)
             .description(description)
@@ -234,18 +243,38 @@ def _variable(name: str, label: str, query: str, description: str
             .sort(dashboard_models.VariableSort.ALPHABETICAL_ASC)
             .multi(True)
             .include_all(True)
-            .all_value(".*")
-            .current(dashboard_models.VariableOption(text="All", value="$__all",
+            .current(current))
+
+
+def datasource_variable() -> dashboard_builders.DatasourceVariable:
+    """``$datasource``: any Prometheus-type datasource (Prometheus, VictoriaMetrics, Thanos,
+    Mimir), starting on Grafana's default one (the value ``default``)."""
+    return (dashboard_builders.DatasourceVariable(DATASOURCE_VARIABLE)
+            .label("Data source")
+            .description("The Prometheus (or VictoriaMetrics, Thanos, Mimir) datasource "
+                         "holding the vigil exporters' metrics and recording rules")
+            .type("prometheus")
+            .current(dashboard_models.VariableOption(text="default", value="default",
                                                      selected=True)))
 
 
-def job_variable() -> dashboard_builders.QueryVariable:
-    """``$job``: the Prometheus jobs scraping vigil exporters."""
-    return _variable("job", "job", JOB_VALUES, "Prometheus scrape job(s) of the vigil exporters")
+def job_variable(default: tuple[str, ...] = DEFAULT_JOBS) -> dashboard_builders.QueryVariable:
+    """``$job``: the Prometheus jobs with vigil's metrics, starting on ``default``.
+
+    "All" is the jobs listed (Grafana's regex of them), not ``.*``: on a shared Prometheus
+    ``up{job=~".*"}`` and ``ALERTS{job=~".*"}`` would be every target's and every alert.
+    """
+    return _variable("job", "job", JOB_VALUES,
+                     "Prometheus scrape job(s) of the vigil exporters (the jobs exposing "
+                     "vigil_* metrics)",
+                     dashboard_models.VariableOption(text=list(default), value=list(default),
+                                                     selected=True))
 
 
 def instance_variable() -> dashboard_builders.QueryVariable:
-    """``$instance``: the targets of the selected jobs."""
-    return _variable("instance", "instance", INSTANCE_VALUES,
-                     "Exporter target(s) (host:port); panels built on recording rules "
-                     "aggregate every instance of the job")
+    """``$instance``: the targets of the selected jobs (all of them to begin with)."""
+    return (_variable("instance", "instance", INSTANCE_VALUES,
+                      "Exporter target(s) (host:port) of the selected job(s)",
+                      dashboard_models.VariableOption(text="All", value="$__all",
+                                                      selected=True))
+            .all_value(".*"))

@@ -5,13 +5,21 @@ uses the labels the expression keeps, so the two are written together). Panels m
 the metrics in the README's metrics table, Prometheus's ``up`` and ``ALERTS``, and the recording
 rules below; ``tests/unit/test_dashboards_build.py`` checks that.
 
-Template variables: ``$job`` and ``$instance`` (multi-value, "All" is ``.*``, hence ``=~``) and
-Grafana's ``$__rate_interval``. Raw-metric queries filter on both. Queries over recording rules
-filter on ``$job`` only: the rules sum ``instance`` away (their names say which labels they keep).
+Template variables: ``$job`` and ``$instance`` (multi-value; "All" of ``$job`` is the jobs it
+lists, those with vigil's metrics; "All" of ``$instance`` is ``.*``, hence ``=~``) and Grafana's
+``$__rate_interval``. Every query filters on both ``$job`` and ``$instance``, the ones over
+recording rules too: the rules keep ``job`` and ``instance``. Nothing here names a job: the
+JSON works for any job; :data:`DEFAULT_JOBS` is only where ``$job`` starts.
+
+Counts show 0 rather than "No data": a single number summed over every series (``sum(...)``,
+``count(...)``) is ``... or vector(0)``, which is exact (no series is a sum of 0); a panel with
+one series per label value cannot add a 0 series without labels, so those panels set Grafana's
+``noValue`` to 0 instead (``panels.timeseries(..., no_value="0")``).
 
 Recording rules (``alerts/vigil.recording.rules.yml``; the names are a contract with alerts/):
 the expensive expressions are evaluated once by Prometheus rather than by every dashboard
-refresh. :data:`RECORDING_RULES` is the contract, name -> the expression it must record.
+refresh. :data:`RECORDING_RULES` is the contract, name -> the expression it must record (for
+the selector ``alerts/build.py`` inserts into each metric's braces).
 """
 
 from __future__ import annotations
@@ -35,42 +43,52 @@ _INSTANCE = 'instance=~"$instance"'
 
 
 def _raw(*matchers: str) -> str:
-    """Label matchers for a raw metric: ``$job``, ``$instance`` and ``matchers``."""
+    """Label matchers for a series: ``$job``, ``$instance`` and ``matchers``."""
     return "{" + ", ".join((_JOB, _INSTANCE, *matchers)) + "}"
 
 
-def _rule(*matchers: str) -> str:
-    """Label matchers for a recording rule: ``$job`` only (the rules drop ``instance``)."""
-    return "{" + ", ".join((_JOB, *matchers)) + "}"
+# The recording rules keep job and instance: filtered exactly like the raw metrics.
+_rule = _raw
+
+
+def _or_zero(expr: str) -> str:
+    """A single summed number that is 0, not "No data", when nothing matches."""
+    return f"{expr} or vector(0)"
 
 
 # --- recording rules (the contract with alerts/) -------------------------------------------
 
-ERRORS_RATE: Final = "job_category_severity:vigil_errors:rate5m"
-FUNCTION_CALLS_RATE: Final = "job_function:vigil_function_calls:rate5m"
-FUNCTION_ERRORS_RATE: Final = "job_function:vigil_function_errors:rate5m"
+ERRORS_RATE: Final = "job_instance_category_severity:vigil_errors:rate5m"
+FUNCTION_CALLS_RATE: Final = "job_instance_function:vigil_function_calls:rate5m"
+FUNCTION_ERRORS_RATE: Final = "job_instance_function:vigil_function_errors:rate5m"
 FUNCTION_DURATION_BUCKET_RATE: Final = \
-    "job_function_le:vigil_function_duration_seconds_bucket:rate5m"
-BREAKER_TRANSITIONS_INCREASE: Final = "job_breaker:vigil_circuit_breaker_transitions:increase5m"
-BREAKER_CALLS_RATE: Final = "job_breaker_outcome:vigil_circuit_breaker_calls:rate5m"
-RETRY_CALLS_RATE: Final = "job_operation_outcome:vigil_retry_calls:rate5m"
-RETRY_ATTEMPTS_RATE: Final = "job_operation:vigil_retry_attempts:rate5m"
+    "job_instance_function_le:vigil_function_duration_seconds_bucket:rate5m"
+BREAKER_TRANSITIONS_INCREASE: Final = \
+    "job_instance_breaker:vigil_circuit_breaker_transitions:increase5m"
+BREAKER_CALLS_RATE: Final = "job_instance_breaker_outcome:vigil_circuit_breaker_calls:rate5m"
+RETRY_CALLS_RATE: Final = "job_instance_operation_outcome:vigil_retry_calls:rate5m"
+RETRY_ATTEMPTS_RATE: Final = "job_instance_operation:vigil_retry_attempts:rate5m"
 TRACE_DURATION_BUCKET_RATE: Final = \
-    "job_component_operation_le:vigil_trace_duration_seconds_bucket:rate5m"
+    "job_instance_component_operation_le:vigil_trace_duration_seconds_bucket:rate5m"
 
 RECORDING_RULES: Final[Mapping[str, str]] = {
-    ERRORS_RATE: "sum by (job, category, severity) (rate(vigil_errors_total[5m]))",
-    FUNCTION_CALLS_RATE: "sum by (job, function) (rate(vigil_function_calls_total[5m]))",
-    FUNCTION_ERRORS_RATE: "sum by (job, function) (rate(vigil_function_errors_total[5m]))",
-    FUNCTION_DURATION_BUCKET_RATE:
-        "sum by (job, function, le) (rate(vigil_function_duration_seconds_bucket[5m]))",
-    BREAKER_TRANSITIONS_INCREASE:
-        "sum by (job, breaker) (increase(vigil_circuit_breaker_transitions_total[5m]))",
-    BREAKER_CALLS_RATE:
-        "sum by (job, breaker, outcome) (rate(vigil_circuit_breaker_calls_total[5m]))",
-    RETRY_CALLS_RATE: "sum by (job, operation, outcome) (rate(vigil_retry_calls_total[5m]))",
-    RETRY_ATTEMPTS_RATE: "sum by (job, operation) (rate(vigil_retry_attempts_total[5m]))",
-    TRACE_DURATION_BUCKET_RATE: "sum by (job, component, operation, le) "
+    ERRORS_RATE:
+        "sum by (job, instance, category, severity) (rate(vigil_errors_total[5m]))",
+    FUNCTION_CALLS_RATE:
+        "sum by (job, instance, function) (rate(vigil_function_calls_total[5m]))",
+    FUNCTION_ERRORS_RATE:
+        "sum by (job, instance, function) (rate(vigil_function_errors_total[5m]))",
+    FUNCTION_DURATION_BUCKET_RATE: "sum by (job, instance, function, le) "
+                                   "(rate(vigil_function_duration_seconds_bucket[5m]))",
+    BREAKER_TRANSITIONS_INCREASE: "sum by (job, instance, breaker) "
+                                  "(increase(vigil_circuit_breaker_transitions_total[5m]))",
+    BREAKER_CALLS_RATE: "sum by (job, instance, breaker, outcome) "
+                        "(rate(vigil_circuit_breaker_calls_total[5m]))",
+    RETRY_CALLS_RATE:
+        "sum by (job, instance, operation, outcome) (rate(vigil_retry_calls_total[5m]))",
+    RETRY_ATTEMPTS_RATE:
+        "sum by (job, instance, operation) (rate(vigil_retry_attempts_total[5m]))",
+    TRACE_DURATION_BUCKET_RATE: "sum by (job, instance, component, operation, le) "
                                 "(rate(vigil_trace_duration_seconds_bucket[5m]))",
 }
 
@@ -88,13 +106,13 @@ _FIRING = 'alertstate="firing"'
 # --- summary -------------------------------------------------------------------------------
 
 TARGETS_UP: Final = Query(f"up{_raw()}", "{{instance}}")
-ERRORS_PER_SECOND: Final = Query(f"sum({ERRORS_RATE}{_rule()})", "errors/s")
-CALLS_PER_SECOND: Final = Query(f"sum({FUNCTION_CALLS_RATE}{_rule()})", "calls/s")
+ERRORS_PER_SECOND: Final = Query(_or_zero(f"sum({ERRORS_RATE}{_rule()})"), "errors/s")
+CALLS_PER_SECOND: Final = Query(_or_zero(f"sum({FUNCTION_CALLS_RATE}{_rule()})"), "calls/s")
 # Breakers OPEN in at least one worker: under gunicorn (PROMETHEUS_MULTIPROC_DIR) the state
 # gauge has one series per live worker (a pid label), so max by breaker first, then count.
-BREAKERS_OPEN: Final = Query(
-    f"sum(max by (job, instance, breaker) (vigil_circuit_breaker_state{_raw(_OPEN)}))", "open")
-ALERTS_FIRING_COUNT: Final = Query(f"count(ALERTS{_raw(_FIRING)})", "firing")
+BREAKERS_OPEN: Final = Query(_or_zero(
+    f"sum(max by (job, instance, breaker) (vigil_circuit_breaker_state{_raw(_OPEN)}))"), "open")
+ALERTS_FIRING_COUNT: Final = Query(_or_zero(f"count(ALERTS{_raw(_FIRING)})"), "firing")
 LATENCY_P95_ALL: Final = Query(
     f"histogram_quantile(0.95, sum by (le) ({FUNCTION_DURATION_BUCKET_RATE}{_rule()}))", "p95")
 
@@ -202,9 +220,17 @@ LOG_LINES_BY_LEVEL: Final = Query(
 # --- template variables --------------------------------------------------------------------
 
 # Grafana's label_values() queries for the variables (not PromQL: Grafana turns them into
-# /api/v1/label/<name>/values?match[]=<selector>).
-JOB_VALUES: Final = "label_values(up, job)"
+# /api/v1/label/<name>/values?match[]=<selector>). $job lists the jobs exposing vigil's
+# metrics (any vigil_* series), not every job of a shared Prometheus; $instance every target
+# of those jobs (up: a target that is down stays listed).
+JOB_VALUES: Final = 'label_values({__name__=~"vigil_.+"}, job)'
 INSTANCE_VALUES: Final = 'label_values(up{job=~"$job"}, instance)'
+
+# Where $job starts: the job(s) Settings.selector of alerts/build.py names (job="vigil"), so
+# the dashboard opens on the targets the shipped rules watch. tests/unit keeps the two equal.
+# In Grafana a default that is not among the listed jobs gives way to the first listed one;
+# model.with_defaults() writes another default into the JSON.
+DEFAULT_JOBS: Final = ("vigil",)
 
 # What the checks (promtool, the integration test) put in place of Grafana's variables.
 TEST_VARIABLES: Final[Mapping[str, str]] = {

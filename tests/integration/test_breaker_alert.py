@@ -102,7 +102,9 @@ def test_forced_open_breaker_alert_reaches_handler_and_resolves(tmp_path: Path) 
         assert firing.severity == "medium"  # the webhook's mapping of "warning"
         assert firing.component == "vigil"  # no component label: the job
         assert firing.message == f"Circuit breaker {name} is open"
-        assert firing.annotations["runbook_url"] == "alerts/runbook.md#vigilcircuitbreakeropen"
+        assert firing.annotations["runbook_url"] == (
+            "https://github.com/vigil-monitoring/vigil/blob/main/alerts/runbook.md"
+            "#vigilcircuitbreakeropen")
         assert firing.metadata["receiver"] == "vigil-warning"
 
         breaker.reset()

@@ -7,6 +7,12 @@ template variables replaced (``$job`` -> ``vigil``, ``$instance`` -> ``.*``,
 (``tests/unit/test_dashboards_build.py`` runs the same expressions through ``promtool check
 rules``.)
 
+Twice: the repository's ``alerts/`` (job ``vigil``) on one Prometheus, and on a second one the
+same exporter scraped as job ``shop`` with the rules ``alerts.build.render()`` gives for
+``--set job=shop`` (its ``prometheus.yml``, addresses and intervals replaced) and the
+dashboards' variables set to ``$job`` = ``shop``: the same committed JSON, no regeneration,
+recording-rule panels included; ``$instance`` filters the recording-rule panels too.
+
 What runs (``tests/integration/live_demo.py``): the agent-studio demo in this process at
 ``scale=0.3`` (its minute-long story in about 18 s: breaker opening and recovering, runaway
 agents raising critical errors, the embedding brownout with retry give-ups), recording into
@@ -31,20 +37,22 @@ The demo runs one process; the breaker panels under gunicorn (one state series p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from alerts.build import Settings, render
 from dashboards import queries as q
-from dashboards.model import variable_queries
-from dashboards.queries import RECORDING_RULES, TEST_VARIABLES, expand
+from dashboards.model import PanelQuery, variable_queries, with_defaults
+from dashboards.queries import DEFAULT_JOBS, RECORDING_RULES, TEST_VARIABLES, expand
 
 from tests.integration.conftest import prom_query, wait_until
 from tests.integration.live_demo import (
@@ -53,8 +61,10 @@ from tests.integration.live_demo import (
     Demo,
     label_values,
     playing_demo,
+    shows_something,
     wait_for_every_query,
 )
+from tests.integration.recipe import Prometheus
 from vigil_exporter.stack import ALERTS_DIR, LocalStack, find_prometheus
 
 pytestmark = [
@@ -84,25 +94,52 @@ def _alerts_dir(tmp_path: Path) -> Path:
     return copy
 
 
+SHOP = "shop"  # the other job: the exporter scraped under a name that is not vigil
+SHOP_VARIABLES: Mapping[str, str] = {**TEST_VARIABLES, "job": SHOP}
+
+
+def _shop_prometheus(tmp_path: Path, target: str) -> Prometheus:
+    """A Prometheus scraping ``target`` as job shop, with the rules rendered for job shop:
+    the rendered prometheus.yml with the test's target and intervals, no Alertmanager."""
+    folder = tmp_path / "shop-alerts"
+    for name, text in render(Settings.from_overrides({"job": SHOP})).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    config = yaml.safe_load((folder / "prometheus.yml").read_text(encoding="utf-8"))
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(folder / name) for name in config["rule_files"]]
+    config.pop("alerting")
+    [job] = config["scrape_configs"]
+    assert job["job_name"] == SHOP
+    job["static_configs"] = [{"targets": [target]}]
+    return Prometheus(tmp_path / "shop-prometheus", config)
+
+
 @dataclass
 class Running:
     prometheus_url: str
     demo: Demo
+    shop: Prometheus
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """The demo recording, the exporter serving it, Prometheus scraping it every second."""
+    """The demo recording, the exporter serving it, two Prometheus scraping it every second:
+    as job vigil with alerts/, and as job shop with the rules rendered for it."""
     tmp_path = tmp_path_factory.mktemp("dashboards")
     with playing_demo(tmp_path) as demo:
         stack = LocalStack(exporter_url=demo.exporter.url, webhook_url=None,
                            alerts_dir=_alerts_dir(tmp_path), scrape_interval="1s")
+        shop = _shop_prometheus(tmp_path, demo.target)
         try:
+            shop.spawn()  # starts while the other one does
             stack.start(alertmanager=False)
+            shop.wait_ready()
             assert stack.prometheus_url is not None
             demo.play()
-            yield Running(stack.prometheus_url, demo)
+            yield Running(stack.prometheus_url, demo, shop)
         finally:
+            shop.stop()
             stack.stop()
 
 
@@ -121,6 +158,55 @@ def test_every_panel_query_returns_data(running: Running) -> None:
     seconds = wait_for_every_query(url, running.demo, DEADLINE,
                                    explain=lambda: _unhealthy_rules(url))
     print(f"all {len(QUERIES)} panel queries showed data after {seconds:.1f}s")
+
+
+def _on_rules(queries: list[PanelQuery]) -> list[PanelQuery]:
+    return [query for query in queries if any(rule in query.expr for rule in RECORDING_RULES)]
+
+
+def _expanded(variables: Mapping[str, str]) -> list[PanelQuery]:
+    """Every panel query with ``variables`` filled in (what Grafana would send)."""
+    return [dataclasses.replace(query, expr=query.expanded(variables)) for query in QUERIES]
+
+
+def test_every_panel_query_returns_data_for_another_job(running: Running) -> None:
+    """With $job = shop, each panel query of the committed JSON returns non-zero data from the
+    Prometheus scraping the exporter as job shop with the rules built for job shop."""
+    url = running.shop.url
+    queries = _expanded(SHOP_VARIABLES)
+    assert all("$" not in query.expr and 'job=~"shop"' in query.expr for query in queries)
+    seconds = wait_for_every_query(url, running.demo, DEADLINE, queries=queries,
+                                   explain=lambda: _unhealthy_rules(url))
+    print(f"all {len(queries)} panel queries ({len(_on_rules(queries))} on recording rules) "
+          f"showed data for job {SHOP} after {seconds:.1f}s")
+    # The same queries for job vigil find nothing there: the data really is job shop's.
+    for query in _expanded(TEST_VARIABLES):
+        assert not shows_something(prom_query(url, query.expr)), query.name
+
+
+def test_another_jobs_variables_and_instance_filter(running: Running) -> None:
+    """On the shop Prometheus $job lists shop only (a default of vigil gives way to it in
+    Grafana; with_defaults() writes shop in), and $instance filters recording-rule panels."""
+    url = running.shop.url
+    wait_until(lambda: prom_query(url, f'up{{job="{SHOP}"}} == 1'), 30, "the first scrape")
+    for dash in DASHBOARDS.values():
+        by_name = {variable.name: variable for variable in variable_queries(dash)}
+        jobs = label_values(url, "job", by_name["job"].selector or "up")
+        assert jobs == [SHOP]
+        assert not set(DEFAULT_JOBS) & set(jobs)
+        shop = with_defaults(dash, job=SHOP)
+        [job] = [v for v in shop["templating"]["list"] if v["name"] == "job"]
+        assert job["current"]["value"] == [SHOP]
+        instances = label_values(url, "instance", expand(by_name["instance"].selector or "up",
+                                                         SHOP_VARIABLES))
+        assert instances == [running.demo.target]
+    calls = next(query for query in _on_rules(QUERIES)
+                 if q.FUNCTION_CALLS_RATE in query.expr and "sum(" in query.expr)
+    here = calls.expanded({**SHOP_VARIABLES, "instance": running.demo.target})
+    elsewhere = calls.expanded({**SHOP_VARIABLES, "instance": "elsewhere:9464"})
+    wait_until(lambda: shows_something(prom_query(url, here)), DEADLINE,
+               f"{calls.name} for instance {running.demo.target}")
+    assert not shows_something(prom_query(url, elsewhere)), elsewhere
 
 
 def test_template_variables_list_the_demo_target(running: Running) -> None:

@@ -7,7 +7,7 @@ that they work on real servers is ``test_victoriametrics.py`` and
 ``tests/durability/test_ha.py``. Here: the pair differs only in its replica label, which the
 exporter ignores and which is dropped from alerts and remote writes; each replica alerts every
 peer; the peers share the routes of ``alerts/alertmanager.yml`` and their documented command
-lines form one cluster; the datasource has the dashboards' uid and the remote-write host.
+lines form one cluster; the datasource is the default one, at the remote-write host.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def test_the_pair_documents_how_to_run_it_and_victoriametrics() -> None:
 
 
 def test_the_victoriametrics_datasource_has_the_dashboards_uid_and_the_write_host() -> None:
-    """Grafana's VictoriaMetrics datasource: the panels' uid, the host remote_write writes to."""
+    """Grafana's VictoriaMetrics datasource: the default one (where the panels' $datasource
+    starts), the provisioned uid, the host remote_write writes to."""
     config = yaml.safe_load(DATASOURCE.read_text(encoding="utf-8"))
     [datasource] = config["datasources"]
     assert datasource["uid"] == DATASOURCE_UID

@@ -6,7 +6,7 @@ HA pair of Prometheus configs and the Alertmanager cluster's config); these test
 run ``promtool check``/``test rules`` and ``amtool check-config``/``config routes test`` on
 them, and check that each alert has a promtool case that fires and one that does not, a runbook
 section, and uses only metrics the README documents. The inhibition rule is proven on a real
-Alertmanager.
+Alertmanager. The mixin built for other selectors is ``test_mixin_rules.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 import yaml
+from alerts.build import RECORDING_RULES, RULE_FILES, Settings, render, runbook_url
+from dashboards.queries import RECORDING_RULES as DASHBOARD_RULES
 
 from tests.integration.conftest import wait_until
 from vigil_exporter.stack import LocalStack, find_alertmanager, free_port
@@ -32,9 +34,10 @@ from vigil_exporter.stack import LocalStack, find_alertmanager, free_port
 REPO = Path(__file__).resolve().parents[2]
 ALERTS = REPO / "alerts"
 BUILD = ALERTS / "build.py"
-GENERATED = ("vigil.rules.yml", "vigil.recording.rules.yml", "alertmanager.yml", "prometheus.yml",
-             "production/prometheus-a.yml", "production/prometheus-b.yml",
+GENERATED = ("vigil.rules.yml", "vigil.recording.rules.yml", "demo.rules.yml", "alertmanager.yml",
+             "prometheus.yml", "production/prometheus-a.yml", "production/prometheus-b.yml",
              "production/alertmanager.yml")
+RULES = ("vigil.rules.yml", "demo.rules.yml")  # the general set's alerts, the demo's
 PROMETHEUS_CONFIGS = ("prometheus.yml", "production/prometheus-a.yml",
                       "production/prometheus-b.yml")
 ALERTMANAGER_CONFIGS = ("alertmanager.yml", "production/alertmanager.yml")
@@ -49,7 +52,9 @@ needs_amtool = pytest.mark.skipif(AMTOOL is None, reason="amtool is not installe
 README_METRIC = re.compile(r"^\| `(vigil_[a-z0-9_]+)` \| (\w+) \|", re.M)
 METRIC_NAME = re.compile(r"\b([a-z_][a-z0-9_]*(?::[a-z0-9_]+)*)\s*(?=\{|\[|\)|$|\s)")
 PROMQL_WORDS = {"sum", "by", "max", "min", "avg", "count", "rate", "increase", "and", "or",
-                "unless", "offset", "absent", "avg_over_time", "without", "on", "ignoring"}
+                "unless", "offset", "absent", "avg_over_time", "without", "on", "ignoring",
+                "count_over_time", "sum_over_time", "group_left"}
+RUNBOOK_BASE = "https://github.com/vigil-monitoring/vigil/blob/main/alerts/runbook.md"
 
 
 def _build(*args: str) -> subprocess.CompletedProcess[str]:
@@ -65,8 +70,10 @@ def _load(name: str) -> Any:
     return yaml.safe_load((ALERTS / name).read_text(encoding="utf-8"))
 
 
-def _alert_rules() -> list[dict[str, Any]]:
-    return [rule for group in _load("vigil.rules.yml")["groups"] for rule in group["rules"]]
+def _alert_rules(*names: str) -> list[dict[str, Any]]:
+    """The alerting rules of ``names`` (default: the general set's and the demo's)."""
+    return [rule for name in names or RULES for group in _load(name)["groups"]
+            for rule in group["rules"]]
 
 
 def _recording_rules() -> list[dict[str, Any]]:
@@ -135,7 +142,7 @@ def test_check_names_stale_and_stray_production_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("pair", "message"), [
     ("breaker_open_fr=5s", "no such setting; did you mean 'breaker_open_for'?"),
     ("breaker_open_for=soon", "breaker_open_for: got 'soon'; expected a Prometheus duration"),
-    ("breaker_flap_trips=many", "breaker_flap_trips: got 'many'; expected int"),
+    ("breaker_flap_trips=many", "breaker_flap_trips: got 'many'; expected int (a whole"),
     ("memory_ratio=80", "memory_ratio: got 80.0; must be in (0, 1]"),
     ("breaker_open_for", "expected key=value"),
     ("replicas=a", "replicas: got 'a'; expected two or more distinct names"),
@@ -144,6 +151,14 @@ def test_check_names_stale_and_stray_production_files(tmp_path: Path) -> None:
     ("alertmanager_peers=am1", "alertmanager_peers: got 'am1'; expected host:port addresses"),
     ("alertmanager_cluster_port=70000", "alertmanager_cluster_port: got 70000; must be a TCP"),
     ("remote_write_url=vm:8428", "remote_write_url: got 'vm:8428'; expected an http://"),
+    ("selector={job=\"x\"}", "selector: got '{job=\"x\"}'; expected PromQL label matchers"),
+    ("selector=job=~\"(\"", "selector: got 'job=~\"(\"'; the regex '(' of job=~ does not"),
+    ("selector=job=~\"a|b\"", "scrape_job: the selector job=~\"a|b\" names no single job"),
+    ("scrape_job=shop", "scrape_job: got 'shop'; the selector job=\"vigil\" does not select"),
+    ("job=my app", "job: got 'my app'; expected one job name"),
+    ("runbook_base=alerts/runbook.md", "runbook_base: got 'alerts/runbook.md'; expected an "
+                                       "absolute http:// or https:// URL"),
+    ("oncall_email=nobody", "oncall_email: got 'nobody'; expected an email address"),
 ])
 def test_bad_overrides_are_usage_errors(tmp_path: Path, pair: str, message: str) -> None:
     """A wrong --set names the setting and what is allowed, with exit status 2."""
@@ -157,25 +172,29 @@ def test_bad_overrides_are_usage_errors(tmp_path: Path, pair: str, message: str)
 
 @needs_promtool
 def test_promtool_check_rules() -> None:
-    """promtool check rules accepts both rule files."""
+    """promtool check rules accepts the three rule files."""
     assert PROMTOOL is not None
-    result = _run([PROMTOOL, "check", "rules", str(ALERTS / "vigil.rules.yml"),
-                   str(ALERTS / "vigil.recording.rules.yml")])
+    result = _run([PROMTOOL, "check", "rules", *(str(ALERTS / name) for name in
+                                                 ("vigil.rules.yml", "vigil.recording.rules.yml",
+                                                  "demo.rules.yml"))])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @needs_promtool
 @pytest.mark.parametrize("name", PROMETHEUS_CONFIGS)
 def test_promtool_check_config(name: str) -> None:
-    """promtool check config accepts each Prometheus config and finds both rule files."""
+    """promtool check config accepts each Prometheus config and finds its rule files: the
+    general set, and for the demo's prometheus.yml the demo's rules too (production: not)."""
     assert PROMTOOL is not None
     result = _run([PROMTOOL, "check", "config", str(ALERTS / name)])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 rule files found" in result.stdout
-    rules = yaml.safe_load((ALERTS / "vigil.rules.yml").read_text(encoding="utf-8"))
-    alerting = sum(len(group["rules"]) for group in rules["groups"])
-    assert alerting >= 17
+    demo = name == "prometheus.yml"
+    assert f"{3 if demo else 2} rule files found" in result.stdout
+    assert ("demo.rules.yml" in result.stdout) is demo
+    alerting = len(_alert_rules("vigil.rules.yml"))
+    assert alerting >= 15
     assert f"SUCCESS: {alerting} rules found" in result.stdout  # the alerting rules, loaded
+    assert f"SUCCESS: {len(_recording_rules())} rules found" in result.stdout
 
 
 @needs_promtool
@@ -216,33 +235,25 @@ def test_every_recording_rule_is_tested() -> None:
 
 
 def test_recording_rules_keep_the_dashboards_contract() -> None:
-    """The recording rules the dashboards query exist, aggregating what their names say."""
-    contract = {
-        "job_category_severity:vigil_errors:rate5m": "vigil_errors_total",
-        "job_function:vigil_function_calls:rate5m": "vigil_function_calls_total",
-        "job_function:vigil_function_errors:rate5m": "vigil_function_errors_total",
-        "job_function_le:vigil_function_duration_seconds_bucket:rate5m":
-            "vigil_function_duration_seconds_bucket",
-        "job_breaker:vigil_circuit_breaker_transitions:increase5m":
-            "vigil_circuit_breaker_transitions_total",
-        "job_breaker_outcome:vigil_circuit_breaker_calls:rate5m":
-            "vigil_circuit_breaker_calls_total",
-        "job_operation_outcome:vigil_retry_calls:rate5m": "vigil_retry_calls_total",
-        "job_operation:vigil_retry_attempts:rate5m": "vigil_retry_attempts_total",
-        "job_component_operation_le:vigil_trace_duration_seconds_bucket:rate5m":
-            "vigil_trace_duration_seconds_bucket",
-    }
+    """The recording rules are exactly the dashboards' contract (dashboards/queries.py), the
+    selector in each metric's braces; they keep job and instance, aggregating what their
+    names say."""
     rules = {r["record"]: r["expr"] for r in _recording_rules()}
-    for record, metric in contract.items():
-        assert record in rules, record
-        level, _, operation = record.split(":")
+    assert sorted(rules) == sorted(DASHBOARD_RULES) == sorted(RECORDING_RULES)
+    for record, expr in DASHBOARD_RULES.items():
+        assert rules[record] == re.sub(r"\((vigil_\w+)\[", r'(\1{job="vigil"}[', expr)
+        level, metric, operation = record.split(":")
+        labels = level.removesuffix("_le").split("_") + (["le"] if level.endswith("_le") else [])
+        assert labels[:2] == ["job", "instance"], record
         function = operation.removesuffix("5m")
-        assert rules[record] == (f"sum by ({level.replace('_', ', ')}) "
-                                 f'({function}({metric}{{job="vigil"}}[5m]))')
+        suffix = "" if metric.endswith("_bucket") else "_total"
+        assert rules[record] == (f"sum by ({', '.join(labels)}) "
+                                 f'({function}({metric}{suffix}{{job="vigil"}}[5m]))')
 
 
 def test_alerts_carry_severity_annotations_and_runbook_section() -> None:
-    """Every alert has a known severity, summary, description and a runbook section."""
+    """Every alert (the demo's too) has a known severity, summary, description, an absolute
+    runbook_url (Settings.runbook_base) and a runbook section."""
     runbook = (ALERTS / "runbook.md").read_text(encoding="utf-8")
     sections = {line[3:].strip().lower() for line in runbook.splitlines()
                 if line.startswith("## ")}
@@ -253,7 +264,8 @@ def test_alerts_carry_severity_annotations_and_runbook_section() -> None:
         annotations = rule["annotations"]
         assert annotations["summary"], rule["alert"]
         assert annotations["description"], rule["alert"]
-        assert annotations["runbook_url"] == f"alerts/runbook.md#{rule['alert'].lower()}"
+        assert annotations["runbook_url"] == f"{RUNBOOK_BASE}#{rule['alert'].lower()}"
+        assert annotations["runbook_url"] == runbook_url(Settings(), rule["alert"])
         assert rule["alert"].lower() in sections, f"no '## {rule['alert']}' in runbook.md"
     assert sorted(sections - {n.lower() for n in names}) == [], "runbook sections without alert"
     assert {"VigilCriticalError", "VigilCircuitBreakerOpen"} <= names
@@ -283,9 +295,14 @@ def test_rules_use_only_documented_metrics() -> None:
 
 
 def test_prometheus_config_scrapes_the_job_the_rules_select() -> None:
-    """prometheus.yml scrapes job vigil at app:9464, loads *.rules.yml, alerts alertmanager:9093."""
+    """prometheus.yml scrapes job vigil at app:9464, loads the general rule files and the
+    demo's, alerts alertmanager:9093; the production pair loads the general set only."""
     config = _load("prometheus.yml")
-    assert config["rule_files"] == ["*.rules.yml"]
+    assert config["rule_files"] == ["vigil.rules.yml", "vigil.recording.rules.yml",
+                                    "demo.rules.yml"]
+    for replica in ("a", "b"):
+        production = _load(f"production/prometheus-{replica}.yml")
+        assert production["rule_files"] == [f"../{name}" for name in RULE_FILES]
     assert [job["job_name"] for job in config["scrape_configs"]] == ["vigil"]
     assert config["scrape_configs"][0]["static_configs"] == [{"targets": ["app:9464"]}]
     assert config["alerting"]["alertmanagers"][0]["static_configs"] == [
@@ -295,13 +312,25 @@ def test_prometheus_config_scrapes_the_job_the_rules_select() -> None:
 
 
 def test_alertmanager_config_sends_resolved_to_the_vigil_webhook() -> None:
-    """Every receiver is the vigil webhook with send_resolved; groups split by breaker/category."""
+    """Every receiver is the vigil webhook with send_resolved; groups split by breaker/category;
+    the on-call person is the commented example, exactly what oncall_email adds."""
     config = _load("alertmanager.yml")
     assert {"alertname", "job", "breaker", "category"} <= set(config["route"]["group_by"])
     for receiver in config["receivers"]:
         [hook] = receiver["webhook_configs"]
         assert hook["url"] == "http://app:9464/alertmanager/webhook"
         assert hook["send_resolved"] is True
+    text = (ALERTS / "alertmanager.yml").read_text(encoding="utf-8")
+    example = text[text.index("# A person on call"):]
+    commented = [line.removeprefix("#   ") for line in example.splitlines()
+                 if line.startswith("#   ")]
+    assert len(commented) > 10, example
+    enabled = yaml.safe_load(render(Settings.from_overrides(
+        {"oncall_email": "oncall@example.com"}))["alertmanager.yml"])
+    routes = yaml.safe_load("\n".join(commented[:commented.index("- name: oncall")]))
+    receivers = yaml.safe_load("\n".join(commented[commented.index("- name: oncall"):]))
+    assert routes == [enabled["route"]["routes"][1]]
+    assert receivers == [enabled["receivers"][-1]]
 
 
 def test_stack_rewrites_the_generated_configs(tmp_path: Path) -> None:
@@ -337,6 +366,37 @@ def test_amtool_check_config(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Found:\n - global config\n - route\n - 1 inhibit rules\n - 4 receivers" \
             in result.stdout, result.stdout
+
+
+def _oncall_config(tmp_path: Path) -> Path:
+    """alertmanager.yml built with a person on call (the placeholder addresses)."""
+    out = tmp_path / "oncall"
+    result = _build("--out", str(out), "--set", "oncall_email=oncall@example.com")
+    assert result.returncode == 0, result.stderr
+    return out / "alertmanager.yml"
+
+
+@needs_amtool
+def test_amtool_accepts_the_person_on_call(tmp_path: Path) -> None:
+    """With oncall_email set, amtool accepts the email receiver (5 receivers), and routes each
+    critical alert to the app's webhook and to the person, the others to the webhook only."""
+    assert AMTOOL is not None
+    path = _oncall_config(tmp_path)
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    [oncall] = [r for r in config["receivers"] if r["name"] == "oncall"]
+    assert oncall["email_configs"] == [{"to": "oncall@example.com",
+                                        "from": "alertmanager@example.com",
+                                        "smarthost": "smtp.example.com:587",
+                                        "send_resolved": True}]
+    result = _run([AMTOOL, "check-config", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " - 5 receivers" in result.stdout, result.stdout
+    for severity, expected in (("critical", "vigil-critical,oncall"),
+                               ("warning", "vigil-warning"), ("info", "vigil-info")):
+        result = _run([AMTOOL, "config", "routes", "test", f"--config.file={path}",
+                       f"--verify.receivers={expected}", "alertname=VigilExporterDown",
+                       f"severity={severity}", "job=vigil"])
+        assert result.returncode == 0, (severity, result.stdout + result.stderr)
 
 
 @needs_amtool

@@ -1,11 +1,15 @@
-"""The generated dashboards: fresh, well-formed, on the provisioned datasource, valid PromQL.
+"""The generated dashboards: fresh, well-formed, on the $datasource variable, valid PromQL.
 
-Fast checks on ``dashboards/json/*.json`` (what Grafana loads). That every query also returns
-data from a Prometheus scraping the demo is ``tests/integration/test_dashboards.py``.
+Fast checks on ``dashboards/json/*.json`` (what Grafana loads, provisioned or imported): no
+datasource uid and no job baked into a query, ``$job`` starting on the job the shipped rules
+select, every query filtered by ``$job`` and ``$instance`` (recording rules included), counts
+that show 0. That every query also returns data from a Prometheus scraping the demo, as job
+vigil and as another job, is ``tests/integration/test_dashboards.py``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -14,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from alerts.build import Settings
 from dashboards import build, queries
 from dashboards.model import (
     PanelQuery,
@@ -22,8 +27,9 @@ from dashboards.model import (
     panels,
     promtool_rules,
     variable_queries,
+    with_defaults,
 )
-from dashboards.panels import DATASOURCE_UID, PER_JOB_NOTE
+from dashboards.panels import DATASOURCE_UID
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVISIONING = ROOT / "dashboards" / "provisioning"
@@ -31,6 +37,12 @@ DASHBOARDS = load_dashboards()
 ALL_PANELS = [(name, panel) for name, dash in DASHBOARDS.items() for panel in panels(dash)]
 ALL_QUERIES = [query for dash in DASHBOARDS.values() for query in panel_queries(dash)]
 UNITS = {"s", "ms", "ops", "reqps", "percentunit", "bytes", "short"}
+PANEL_DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# Panels that count (events, series, alerts): 0 when nothing matches, never "No data". Every
+# panel in "ops" (per second) but the latency heatmap is one; a new count must be added here.
+COUNTS = {"Handled errors", "Function calls", "Breakers open", "Alerts firing",
+          "Workers with the breaker open", "Breaker transitions (5 min)",
+          "Firing alerts over time"}
 
 
 def _panel_id(item: tuple[str, dict[str, Any]]) -> str:
@@ -59,19 +71,84 @@ def test_rendering_is_stable_and_ends_with_a_newline() -> None:
         assert '\n  "panels": [' in text
 
 
-def test_dashboards_have_uids_titles_and_job_instance_variables() -> None:
-    """Each dashboard has its file's uid, a title, and $job/$instance from label_values(up)."""
+def test_dashboards_have_uids_titles_and_datasource_job_instance_variables() -> None:
+    """Each dashboard has its file's uid, a title, $datasource (any Prometheus-type datasource,
+    starting on Grafana's default), $job (the jobs with vigil_* series) and $instance."""
     for name, dash in DASHBOARDS.items():
         assert name == f"{dash['uid']}.json"
         assert dash["title"]
+        first, *others = dash["templating"]["list"]
+        assert first["type"] == "datasource"
+        assert first["name"] == "datasource"
+        assert first["query"] == "prometheus"
+        assert first["current"] == {"selected": True, "text": "default", "value": "default"}
         variables = {v.name: v for v in variable_queries(dash)}
         assert variables["job"].label == "job"
+        assert variables["job"].selector == '{__name__=~"vigil_.+"}'
         assert variables["instance"].label == "instance"
         assert variables["instance"].selector is not None
         assert "$job" in variables["instance"].selector
-        for variable in dash["templating"]["list"]:
-            assert variable["datasource"]["uid"] == DATASOURCE_UID
-            assert variable["allValue"] == ".*"  # "All" must work inside =~ matchers
+        for variable in others:
+            assert variable["datasource"] == PANEL_DATASOURCE
+            assert variable["includeAll"] is True
+        by_name = {variable["name"]: variable for variable in others}
+        # $job's "All" is the jobs it lists, not .* (every job of a shared Prometheus).
+        assert "allValue" not in by_name["job"]
+        assert by_name["instance"]["allValue"] == ".*"  # "All" works inside =~ matchers
+
+
+def test_job_starts_on_the_jobs_the_shipped_rules_select() -> None:
+    """$job opens on Settings().selector's job(s) (vigil), not on "All"; $instance on all."""
+    assert queries.DEFAULT_JOBS == Settings().jobs == ("vigil",)
+    for dash in DASHBOARDS.values():
+        by_name = {variable["name"]: variable for variable in dash["templating"]["list"]}
+        assert by_name["job"]["current"] == {"selected": True, "text": ["vigil"],
+                                             "value": ["vigil"]}
+        assert by_name["instance"]["current"]["value"] == "$__all"
+
+
+def test_no_datasource_uid_or_job_name_is_baked_in() -> None:
+    """The JSON names neither the provisioned datasource's uid nor a job: it fits any
+    Grafana and any job; only $job's starting value is vigil."""
+    for name, text in build.render_all().items():
+        assert DATASOURCE_UID not in text, name
+        dash = json.loads(text)
+        for query in panel_queries(dash):
+            assert "vigil\"" not in query.expr, query.name
+            assert "job=\"" not in query.expr, query.name
+
+
+def test_requires_lists_grafana_prometheus_and_every_panel_plugin() -> None:
+    """__requires (checked by Grafana's import dialog) names each panel type used."""
+    for dash in DASHBOARDS.values():
+        required = {(item["type"], item["id"]) for item in dash["__requires"]}
+        assert {("grafana", "grafana"), ("datasource", "prometheus")} <= required
+        kinds = {panel["type"] for panel in panels(dash)}
+        assert {kind for kind_type, kind in required if kind_type == "panel"} == kinds
+
+
+def test_with_defaults_changes_only_where_job_and_datasource_start() -> None:
+    """with_defaults(dash, job=...) sets $job's starting selection (one job or several) and
+    datasource= $datasource's; the input is not modified; no variable: ValueError."""
+    dash = DASHBOARDS["vigil-overview.json"]
+    before = json.dumps(dash, sort_keys=True)
+    shop = with_defaults(dash, job="shop")
+    variables = {variable["name"]: variable for variable in shop["templating"]["list"]}
+    assert variables["job"]["current"] == {"selected": True, "text": ["shop"],
+                                           "value": ["shop"]}
+    assert json.dumps(dash, sort_keys=True) == before
+    both = with_defaults(dash, job=["api", "worker"], datasource="my-prometheus")
+    variables = {variable["name"]: variable for variable in both["templating"]["list"]}
+    assert variables["job"]["current"]["value"] == ["api", "worker"]
+    assert variables["datasource"]["current"] == {"selected": True, "text": "my-prometheus",
+                                                  "value": "my-prometheus"}
+    unchanged = dict(shop)
+    unchanged["templating"] = dash["templating"]
+    assert json.dumps(unchanged, sort_keys=True) == before  # nothing else changed
+    with pytest.raises(ValueError, match="job"):
+        with_defaults(dash, job="")
+    with pytest.raises(ValueError, match="no \\$job variable"):
+        with_defaults({"uid": "x", "templating": {"list": []}}, job="shop")
 
 
 @pytest.mark.parametrize("item", ALL_PANELS, ids=_panel_id)
@@ -79,25 +156,69 @@ def test_panel_has_datasource_unit_description_and_queries(item: tuple[str, dict
                                                            ) -> None:
     """A panel queries the provisioned datasource, has a unit, says what it answers."""
     _, panel = item
-    assert panel["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}
+    assert panel["datasource"] == PANEL_DATASOURCE
     assert panel["fieldConfig"]["defaults"].get("unit") in UNITS
     assert len(panel.get("description", "")) > 20
     assert panel["targets"]
     for target in panel["targets"]:
-        assert target["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}
+        assert target["datasource"] == PANEL_DATASOURCE
 
 
 @pytest.mark.parametrize("query", ALL_QUERIES, ids=lambda q: q.name)
-def test_query_filters_by_job_and_instance_unless_on_a_recording_rule(query: PanelQuery
-                                                                     ) -> None:
-    """Every query uses $job; those on raw metrics use $instance; the others say why not."""
-    assert 'job=~"$job"' in query.expr
-    on_rule = any(rule in query.expr for rule in queries.RECORDING_RULES)
-    if on_rule:
-        panel = next(p for _, p in ALL_PANELS if p["id"] == query.panel_id)
-        assert panel["description"].endswith(PER_JOB_NOTE)
-    else:
-        assert 'instance=~"$instance"' in query.expr
+def test_query_filters_by_job_and_instance(query: PanelQuery) -> None:
+    """Every series a query selects is filtered by $job and $instance, recording rules too
+    (they keep job and instance)."""
+    selectors = re.findall(r"([A-Za-z_:][\w:]*)\{([^}]*)\}", query.expr)
+    assert selectors, query.expr
+    for name, matchers in selectors:
+        assert 'job=~"$job"' in matchers, (name, query.expr)
+        assert 'instance=~"$instance"' in matchers, (name, query.expr)
+
+
+def test_recording_rule_panels_are_a_good_share_of_the_queries() -> None:
+    """The recording-rule queries (that went blank for other jobs) are checked like the rest."""
+    on_rules = [q for q in ALL_QUERIES if any(r in q.expr for r in queries.RECORDING_RULES)]
+    assert len(on_rules) >= len(ALL_QUERIES) // 3, len(on_rules)
+
+
+def test_counts_show_zero_rather_than_no_data() -> None:
+    """A count summed into one number ends in `or vector(0)`; a count with a series per label
+    value sets noValue 0 (a 0 series without labels would be a wrong extra series)."""
+    seen = set()
+    for _, panel in ALL_PANELS:
+        exprs = [target["expr"] for target in panel["targets"]]
+        defaults = panel["fieldConfig"]["defaults"]
+        if panel["type"] == "heatmap":  # a distribution (calls/s per bucket): none is empty
+            continue
+        if defaults.get("unit") != "ops" and panel["title"] not in COUNTS:
+            assert "noValue" not in defaults or panel["type"] == "table", panel["title"]
+            assert not any("vector(0)" in expr for expr in exprs), panel["title"]
+            continue
+        seen.add(panel["title"])
+        single = panel["type"] == "stat"
+        for expr in exprs:
+            assert expr.endswith(" or vector(0)") is single, (panel["title"], expr)
+        if not single:
+            assert defaults.get("noValue") == "0", panel["title"]
+    assert seen >= COUNTS
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_single_number_counts_are_zero_on_an_empty_prometheus(tmp_path: Path) -> None:
+    """Against no series at all, each `or vector(0)` query gives one 0 (promtool)."""
+    zero = [q for q in ALL_QUERIES if q.expr.endswith(" or vector(0)")]
+    assert len(zero) >= 4
+    (tmp_path / "empty.rules.yml").write_text("groups: []\n", encoding="utf-8")
+    tests = {"rule_files": ["empty.rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": 'up{job="vigil", instance="app:9464"}', "values": "1x5"}],
+        "promql_expr_test": [{"expr": q.expanded(), "eval_time": "2m",
+                              "exp_samples": [{"labels": "{}", "value": 0}]} for q in zero]}]}
+    path = tmp_path / "zero.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False), encoding="utf-8")
+    result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True,
+                            text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_panels_tile_the_grid_without_overlapping() -> None:
@@ -153,13 +274,15 @@ def test_queries_select_only_documented_metrics_and_the_recording_rules() -> Non
 
 
 def test_recording_rule_names_follow_their_expressions() -> None:
-    """Each contract rule keeps exactly the labels its level:metric:operation name lists."""
+    """Each contract rule keeps exactly the labels its level:metric:operation name lists,
+    job and instance first."""
     for name, expr in queries.RECORDING_RULES.items():
         level, metric, operation = name.split(":")
         by = re.search(r"sum by \(([^)]*)\)", expr)
         assert by is not None, expr
         labels = level.removesuffix("_le").split("_") + (["le"] if level.endswith("_le") else [])
         assert by.group(1).split(", ") == labels, name
+        assert labels[:2] == ["job", "instance"], name
         kind = re.fullmatch(r"(rate|increase)(\d+m)", operation)
         assert kind is not None, name
         assert f"{kind[1]}({metric}" in expr, name
@@ -201,10 +324,12 @@ def test_expand_replaces_grafana_variables_and_refuses_unknown_ones() -> None:
 
 
 def test_datasource_provisioning_matches_the_panels() -> None:
-    """The provisioned Prometheus datasource has the uid every panel uses and compose's URL."""
+    """The provisioned Prometheus datasource is the default one (where $datasource starts),
+    of the panels' type, at compose's URL."""
     datasource = _provisioned_datasource()
     assert datasource["uid"] == DATASOURCE_UID
     assert datasource["type"] == "prometheus"
+    assert datasource["isDefault"] is True
     assert datasource["url"] == "http://prometheus:9090"
     prometheus = yaml.safe_load((ROOT / "alerts" / "prometheus.yml").read_text())
     # $__rate_interval is computed from timeInterval: it must be Prometheus's scrape interval.
