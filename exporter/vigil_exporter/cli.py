@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 import vigil
 from vigil import __version__
 from vigil.config import ConfigError, configure, load_config
+from vigil_exporter.shipped import alerts_dir, dashboards_dir
 from vigil_exporter.stack import ALERTS_DIR
 
 __all__ = ["load_handler", "main"]
@@ -79,6 +81,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable run")
     demo.add_argument("--progress-interval", type=_positive_float, default=5.0,
                       help="seconds between two progress lines (default 5)")
+
+    rules = commands.add_parser(
+        "rules", help="write the alerting and recording rules, Alertmanager/Prometheus configs, "
+                      "runbook and Grafana dashboards for your own Prometheus and Grafana",
+        description="Write vigil's rules (rendered for your selector with --set), the "
+                    "Alertmanager and Prometheus configs, the runbook and the dashboards with "
+                    "their provisioning into --out: DIR/alerts/ and DIR/dashboards/. The "
+                    "demo's own alerts are left out.")
+    rules.add_argument("--out", type=Path, required=True, help="folder to write into")
+    rules.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE",
+                       help="a rules setting, e.g. job=myapp, selector='namespace=\"shop\"', "
+                            "runbook_base=https://wiki/vigil, oncall_email=you@example.com "
+                            "(repeatable; the names are alerts/build.py's Settings)")
 
     check = commands.add_parser(
         "check", help="validate a config file, and the alert rules and Alertmanager config",
@@ -248,6 +264,68 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_shipped(name: str, folder: Path) -> Any:
+    """Import the shipped package in ``folder`` (alerts/ or dashboards/) under a private name:
+    from a checkout or a wheel alike, and whatever its folder is called."""
+    init = folder / "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        name, init if init.exists() else folder / "build.py",
+        submodule_search_locations=[str(folder)] if init.exists() else None)
+    if spec is None or spec.loader is None:
+        raise CommandError(f"cannot load {folder}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before running it: relative imports look it up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rules(args: argparse.Namespace) -> int:
+    """Write the rules for ``--set`` settings, the configs, runbook and dashboards into --out."""
+    alerts, dashboards = alerts_dir(), dashboards_dir()
+    build = _load_shipped("_vigil_shipped_alerts_build", alerts)
+    pairs: dict[str, str] = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CommandError(f"--set {item!r}: expected KEY=VALUE")
+        pairs[key.strip()] = value
+    try:
+        settings = build.Settings.from_overrides(pairs)
+    except ValueError as err:  # SettingsError: "key: got ...; allowed ..."
+        raise CommandError(f"--set {err}") from None
+    out: Path = args.out
+    written: list[Path] = []
+
+    def write(relative: str, text: str) -> None:
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+
+    for name, text in build.render(settings, demo=False).items():
+        write(f"alerts/{name}", text)
+    write("alerts/runbook.md", (alerts / "runbook.md").read_text(encoding="utf-8"))
+    if not pairs:  # the promtool tests hold the shipped thresholds and selector
+        for test in sorted((alerts / "tests").glob("*.yml")):
+            if test.name != "demo.yml":
+                write(f"alerts/tests/{test.name}", test.read_text(encoding="utf-8"))
+    _load_shipped("_vigil_shipped_dashboards", dashboards)
+    model = importlib.import_module("_vigil_shipped_dashboards.model")  # pure JSON, no SDK
+    for source in sorted((dashboards / "json").glob("*.json")):
+        dashboard = json.loads(source.read_text(encoding="utf-8"))
+        if settings.jobs:
+            dashboard = model.with_defaults(dashboard, job=list(settings.jobs))
+        write(f"dashboards/json/{source.name}",  # as dashboards/build.py writes JSON
+              json.dumps(dashboard, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+    for source in sorted((dashboards / "provisioning").rglob("*.yml")):
+        write(f"dashboards/{source.relative_to(dashboards)}",
+              source.read_text(encoding="utf-8"))
+    print(f"wrote {len(written)} files into {out} (selector {settings.selector}): "
+          f"alerts/ for Prometheus (rule_files: {', '.join(build.RULE_FILES)}) and "
+          "Alertmanager, dashboards/ for Grafana", file=sys.stderr)
+    return 0
+
+
 def _require_exporter(command: str) -> None:
     """``vigil serve``/``demo`` need the exporter extra; without it, say so in one line."""
     missing = [name for name in ("fastapi", "uvicorn", "h11")
@@ -271,7 +349,7 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vigil`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    handlers = {"serve": _serve, "check": _check, "demo": _demo}
+    handlers = {"serve": _serve, "check": _check, "demo": _demo, "rules": _rules}
     try:
         if args.command in ("serve", "demo"):
             _require_exporter(args.command)

@@ -194,9 +194,10 @@ class LocalStack:
             config.setdefault("global", {})["scrape_interval"] = self.scrape_interval
             config["global"]["evaluation_interval"] = self.scrape_interval
         target = self.exporter_url.split("://", 1)[-1].rstrip("/")
+        # Every scrape job (the generated file has one, named by the rules' selector: vigil as
+        # shipped, myapp for files written by `vigil rules --set job=myapp`) scrapes the exporter.
         for job in config.get("scrape_configs", []):
-            if job.get("job_name") == "vigil":
-                job["static_configs"] = [{"targets": [target]}]
+            job["static_configs"] = [{"targets": [target]}]
         if alertmanager_port is None:
             config.pop("alerting", None)
         else:

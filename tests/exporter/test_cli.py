@@ -161,3 +161,57 @@ def test_check_fails_when_there_is_nothing_to_check(tmp_path: Path,
     """An alerts folder with no rules and no configs is an error, not "OK"."""
     assert main(["check", "--alerts-dir", str(tmp_path)]) == 1
     assert "nothing to check" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_rules_writes_the_mixin_for_another_job(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`vigil rules --set job=shop` writes rules that select job="shop" only (promtool accepts
+    them), the Alertmanager and Prometheus configs, the runbook and dashboards that open on
+    shop; without --set the files are the shipped ones, promtool tests included and passing."""
+    import json
+
+    import yaml
+
+    out = tmp_path / "shop"
+    assert main(["rules", "--out", str(out), "--set", "job=shop",
+                 "--set", "runbook_base=https://wiki.example/vigil"]) == 0
+    assert "wrote" in capsys.readouterr().err
+    rules = yaml.safe_load((out / "alerts" / "vigil.rules.yml").read_text(encoding="utf-8"))
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert exprs
+    assert all('job="shop"' in expr and 'job="vigil"' not in expr for expr in exprs)
+    urls = {rule["annotations"]["runbook_url"] for group in rules["groups"]
+            for rule in group["rules"]}
+    assert all(url.startswith("https://wiki.example/vigil#") for url in urls)
+    assert not (out / "alerts" / "demo.rules.yml").exists()
+    assert (out / "alerts" / "runbook.md").exists()
+    checked = subprocess.run(["promtool", "check", "rules",
+                              str(out / "alerts" / "vigil.rules.yml"),
+                              str(out / "alerts" / "vigil.recording.rules.yml")],
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    dashboard = json.loads((out / "dashboards" / "json" / "vigil-overview.json")
+                           .read_text(encoding="utf-8"))
+    job = next(v for v in dashboard["templating"]["list"] if v["name"] == "job")
+    assert job["current"]["value"] == ["shop"]
+    assert (out / "dashboards" / "provisioning" / "dashboards" / "vigil.yml").exists()
+
+    shipped = tmp_path / "shipped"
+    assert main(["rules", "--out", str(shipped)]) == 0
+    assert (shipped / "alerts" / "vigil.rules.yml").read_text(encoding="utf-8") == (
+        ALERTS_DIR / "vigil.rules.yml").read_text(encoding="utf-8")
+    tests = sorted(str(p) for p in (shipped / "alerts" / "tests").glob("*.yml"))
+    assert tests
+    tested = subprocess.run(["promtool", "test", "rules", *tests], capture_output=True,
+                            text=True, check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_rules_refuses_an_unknown_setting_in_one_line(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelt --set key is one `vigil: error:` line naming the key and the closest name."""
+    assert main(["rules", "--out", str(tmp_path), "--set", "jobb=shop"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("vigil: error: --set jobb") and "'job'" in err[0]

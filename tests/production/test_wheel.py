@@ -121,6 +121,17 @@ def test_check_uses_the_rules_shipped_in_the_wheel(installed: Installed) -> None
     assert "nothing to check" in empty.stderr
 
 
+def test_rules_writes_the_shipped_mixin_from_the_wheel(installed: Installed) -> None:
+    """`vigil rules --out DIR --set job=myapp` works from the core install: the rules select
+    job="myapp" and the dashboards and provisioning come along."""
+    done = installed.run("vigil", "rules", "--out", "mixin", "--set", "job=myapp")
+    assert done.returncode == 0, done.stderr
+    rules = (installed.work / "mixin" / "alerts" / "vigil.rules.yml").read_text(encoding="utf-8")
+    assert 'job="myapp"' in rules
+    assert 'job="vigil"' not in rules
+    assert (installed.work / "mixin" / "dashboards" / "json" / "vigil-overview.json").exists()
+
+
 def test_serve_without_the_exporter_extra_says_how_to_get_it(installed: Installed) -> None:
     """The core install's `vigil serve` answers one line naming the extra to install."""
     done = installed.run("vigil", "serve")
