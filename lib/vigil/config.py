@@ -76,6 +76,10 @@ ERROR_CATEGORIES = ("FILE_PROCESSING", "AGENT_EXECUTION", "MEMORY_STORAGE", "VEC
                     "CONFIGURATION", "SYSTEM")
 ERROR_SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 RECOVERY_ACTIONS = ("retry", "fallback", "skip", "abort")
+# error_handling.recovery.categories: a user's own category names (vigil.error_handling's
+# CustomCategory applies the same rule): a letter, then letters, digits or _, case-insensitive.
+CATEGORY_NAME_MAX = 64
+_CATEGORY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 PID_CHOICES = ("auto", "true", "false")  # monitoring.logging.include_pid
 EXPORT_CHOICES = ("auto", "otlp", "none")  # monitoring.tracing.export
 SERVICE_MAX_CHARS = 255  # monitoring.logging.service
@@ -248,27 +252,104 @@ class RecoverySettings(_Settings):
         3, minimum=0, doc="retries handle_tool_failure allows per agent and tool")
     max_embedding_retries: int = _setting(
         3, minimum=0, doc="retries handle_embedding_api_failure allows")
+    categories: tuple[str, ...] = _setting(
+        [], doc="NAME=LOW/MEDIUM/HIGH/CRITICAL entries adding error categories beside the "
+                "built-in seven, with their policy row (actions retry, fallback, skip, abort), "
+                "e.g. PAYMENTS=retry/retry/fallback/abort")
 
     def __post_init__(self) -> None:
         if isinstance(self.alert_min_severity, str):
             object.__setattr__(self, "alert_min_severity", self.alert_min_severity.upper())
         super().__post_init__()
+        names: list[str] = []
+        for entry in self.categories:
+            name, _row = parse_category_entry(entry)
+            if name in names:
+                raise ConfigError("categories", entry, _CATEGORY_ENTRIES,
+                                  hint=f"{name} is given twice")
+            names.append(name)
         for entry in self.policy_overrides:
-            parse_policy_override(entry)
+            parse_policy_override(entry, categories=tuple(names))
 
 
-def parse_policy_override(entry: str) -> tuple[str, str, str]:
-    """``"API_CALL.HIGH=fallback"`` -> ``("API_CALL", "HIGH", "fallback")``; ``*`` matches any."""
+def parse_policy_override(entry: str, *, categories: tuple[str, ...] = ()
+                          ) -> tuple[str, str, str]:
+    """``"API_CALL.HIGH=fallback"`` -> ``("API_CALL", "HIGH", "fallback")``; ``*`` matches any.
+
+    ``categories``: the custom category names (``error_handling.recovery.categories``, upper
+    case) the entry may name besides the built-in ones.
+    """
     target, sep, action = entry.partition("=")
     category, dot, severity = target.strip().upper().partition(".")
     action = action.strip().lower()
+    names = ", ".join(ERROR_CATEGORIES)
+    if categories:
+        names += f" (built-in), {', '.join(categories)} (from categories)"
     allowed = (f"entries look like CATEGORY.SEVERITY=action with CATEGORY in "
-               f"{', '.join(ERROR_CATEGORIES)} or *, SEVERITY in {', '.join(ERROR_SEVERITIES)} "
+               f"{names} or *, SEVERITY in {', '.join(ERROR_SEVERITIES)} "
                f"or *, action in {', '.join(RECOVERY_ACTIONS)}")
-    if (not sep or not dot or category not in (*ERROR_CATEGORIES, "*")
+    if (not sep or not dot or category not in (*ERROR_CATEGORIES, *categories, "*")
             or severity not in (*ERROR_SEVERITIES, "*") or action not in RECOVERY_ACTIONS):
         raise ConfigError("policy_overrides", entry, allowed)
     return category, severity, action
+
+
+_CATEGORY_ENTRIES = (
+    f"entries look like NAME=LOW/MEDIUM/HIGH/CRITICAL: NAME of letters, digits and _ starting "
+    f"with a letter, at most {CATEGORY_NAME_MAX} characters, not one of the built-in "
+    f"{', '.join(ERROR_CATEGORIES)}; then four actions separated by /, each one of "
+    f"{', '.join(RECOVERY_ACTIONS)}; e.g. PAYMENTS=retry/retry/fallback/abort")
+
+
+def check_category_name(name: object) -> str:
+    """A custom category's name, upper-cased; :class:`ValueError` saying why it cannot be one.
+
+    The rule of ``error_handling.recovery.categories`` and of ``CustomCategory``: a letter,
+    then letters, digits or ``_``, at most :data:`CATEGORY_NAME_MAX` characters,
+    case-insensitive, and not one of the built-in :data:`ERROR_CATEGORIES`.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"a category name is a string, not {type(name).__name__}")
+    text = name.strip()
+    bad = next((c for c in text if not (c.isascii() and (c.isalnum() or c == "_"))), None)
+    if not text:
+        reason = "is empty"
+    elif bad is not None:
+        reason = f"holds {bad!r}: only letters, digits and _ are allowed"
+    elif not _CATEGORY_NAME.fullmatch(text):
+        reason = "must start with a letter"
+    elif len(text) > CATEGORY_NAME_MAX:
+        reason = f"is {len(text)} characters long, at most {CATEGORY_NAME_MAX} are allowed"
+    elif text.upper() in ERROR_CATEGORIES:
+        reason = "is a built-in category; a custom one needs another name"
+    else:
+        return text.upper()
+    raise ValueError(f"category name {name!r} {reason}")
+
+
+def parse_category_entry(entry: str) -> tuple[str, tuple[str, str, str, str]]:
+    """``"payments=retry/retry/fallback/abort"`` -> ``("PAYMENTS", ("retry", "retry",
+    "fallback", "abort"))``: a custom category and its actions for LOW, MEDIUM, HIGH, CRITICAL.
+
+    A wrong entry is a :class:`ConfigError` on ``categories`` saying what is wrong with it.
+    """
+    name, sep, row = entry.partition("=")
+    actions = [part.strip().lower() for part in row.split("/")]
+    try:
+        if not sep:
+            raise ValueError("no = between the name and the actions")
+        name = check_category_name(name)
+        if "," in row:
+            raise ValueError("separate the actions by /, not ,")
+        if len(actions) != len(ERROR_SEVERITIES):
+            raise ValueError(f"{len(actions)} action(s) given, {len(ERROR_SEVERITIES)} needed")
+        for action in actions:
+            if action not in RECOVERY_ACTIONS:
+                raise ValueError(f"{action!r} is not an action")
+    except ValueError as err:
+        raise ConfigError("categories", entry, _CATEGORY_ENTRIES, hint=str(err)) from None
+    low, medium, high, critical = actions
+    return name, (low, medium, high, critical)
 
 
 @dataclass(frozen=True)

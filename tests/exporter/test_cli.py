@@ -214,4 +214,5 @@ def test_rules_refuses_an_unknown_setting_in_one_line(tmp_path: Path,
     assert main(["rules", "--out", str(tmp_path), "--set", "jobb=shop"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert err[0].startswith("vigil: error: --set jobb") and "'job'" in err[0]
+    assert err[0].startswith("vigil: error: --set jobb")
+    assert "'job'" in err[0]

@@ -242,3 +242,91 @@ def test_bad_logging_process_settings_name_key_value_and_rule(
     assert info.value.key == f"monitoring.logging.{key}"
     assert info.value.value == value
     assert allowed in str(info.value)
+
+
+# --- error_handling.recovery.categories ---------------------------------------------------
+
+CATEGORIES_KEY = "error_handling.recovery.categories"
+
+
+def _recovery(**settings: object) -> object:
+    return load_config({"error_handling": {"recovery": settings}},
+                       environ={}).error_handling.recovery
+
+
+def test_custom_categories_default_to_none() -> None:
+    """error_handling.recovery.categories is empty unless configured."""
+    assert load_config(environ={}).error_handling.recovery.categories == ()
+
+
+def test_custom_categories_from_a_yaml_file(tmp_path: Path) -> None:
+    """A YAML list of NAME=a/b/c/d entries loads, and overrides may then name those categories."""
+    path = tmp_path / "c.yaml"
+    path.write_text("error_handling:\n  recovery:\n    categories:\n"
+                    "      - PAYMENTS=retry/retry/fallback/abort\n"
+                    "      - search = Skip/Retry/Fallback/Abort\n"
+                    "    policy_overrides: [PAYMENTS.HIGH=abort, search.*=skip]\n")
+    recovery = load_config(path, environ={}).error_handling.recovery
+    assert recovery.categories == ("PAYMENTS=retry/retry/fallback/abort",
+                                   "search = Skip/Retry/Fallback/Abort")
+    assert recovery.policy_overrides == ("PAYMENTS.HIGH=abort", "search.*=skip")
+
+
+def test_custom_categories_from_the_environment_split_on_commas() -> None:
+    """The VIGIL_ variable takes comma-separated entries whose actions are split by /."""
+    config = load_config(environ={
+        "VIGIL_ERROR_HANDLING_RECOVERY_CATEGORIES":
+            "PAYMENTS=retry/retry/fallback/abort, SEARCH=skip/retry/fallback/abort",
+        "VIGIL_ERROR_HANDLING_RECOVERY_POLICY_OVERRIDES": "SEARCH.LOW=abort"})
+    assert config.error_handling.recovery.categories == (
+        "PAYMENTS=retry/retry/fallback/abort", "SEARCH=skip/retry/fallback/abort")
+
+
+@pytest.mark.parametrize(("entry", "problem"), [
+    ("PAYMENTS", "no = between the name and the actions"),
+    ("PAYMENTS=retry,retry,fallback,abort", "separate the actions by /, not ,"),
+    ("PAYMENTS=retry/retry/fallback", "3 action(s) given, 4 needed"),
+    ("PAYMENTS=retry/nap/fallback/abort", "'nap' is not an action"),
+    ("VECTOR_DB=retry/retry/retry/abort", "'VECTOR_DB' is a built-in category"),
+    ("pay-ments=retry/retry/retry/abort", "holds '-'"),
+    ("2fa=retry/retry/retry/abort", "must start with a letter"),
+    ("=retry/retry/retry/abort", "is empty"),
+    (f"{'X' * 65}=retry/retry/retry/abort", "65 characters long, at most 64"),
+])
+def test_bad_category_entry_names_key_entry_and_rule(entry: str, problem: str) -> None:
+    """A bad entry is a ConfigError naming the key, the entry, the format and what is wrong."""
+    with pytest.raises(ConfigError) as info:
+        _recovery(categories=[entry])
+    err = info.value
+    assert (err.key, err.value) == (CATEGORIES_KEY, entry)
+    assert str(err).startswith(f"{CATEGORIES_KEY}: got {entry!r}; entries look like "
+                               "NAME=LOW/MEDIUM/HIGH/CRITICAL")
+    assert "each one of retry, fallback, skip, abort" in str(err)
+    assert problem in str(err).split("; e.g. PAYMENTS=retry/retry/fallback/abort (", 1)[1]
+
+
+def test_bad_category_entry_from_the_environment_names_the_key() -> None:
+    """The same ConfigError comes from the environment variable's entries."""
+    with pytest.raises(ConfigError, match=r"error_handling\.recovery\.categories: got "
+                                          r"'SEARCH=skip/retry'"):
+        load_config(environ={"VIGIL_ERROR_HANDLING_RECOVERY_CATEGORIES":
+                             "PAYMENTS=retry/retry/fallback/abort,SEARCH=skip/retry"})
+
+
+def test_category_given_twice_is_refused() -> None:
+    """Two entries for one name (in any case) are a ConfigError naming the second."""
+    with pytest.raises(ConfigError, match=r"got 'payments=skip/skip/skip/abort'.*"
+                                          r"\(PAYMENTS is given twice\)"):
+        _recovery(categories=["PAYMENTS=retry/retry/fallback/abort",
+                              "payments=skip/skip/skip/abort"])
+
+
+def test_overrides_may_name_configured_categories_only() -> None:
+    """policy_overrides accepts a custom category once configured; otherwise lists the names."""
+    assert _recovery(categories=["PAYMENTS=retry/retry/fallback/abort"],
+                     policy_overrides=["payments.HIGH=skip"])
+    with pytest.raises(ConfigError) as info:
+        _recovery(categories=["SEARCH=skip/retry/fallback/abort"],
+                  policy_overrides=["PAYMENTS.HIGH=skip"])
+    assert info.value.key == "error_handling.recovery.policy_overrides"
+    assert "SYSTEM (built-in), SEARCH (from categories) or *" in str(info.value)

@@ -26,6 +26,7 @@ from vigil.error_handling.handlers import (
 )
 from vigil.error_handling.recovery import (
     DEFAULT_POLICY,
+    CustomCategory,
     ErrorCategory,
     ErrorRecord,
     ErrorRecoveryManager,
@@ -56,6 +57,7 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "CircuitState",
+    "CustomCategory",
     "DEFAULT_POLICY",
     "ErrorCategory",
     "ErrorRecord",

@@ -13,11 +13,12 @@ The seed's API::
 1. an override, from the user (``RecoveryPolicy(overrides=...)``) or from config
    (``error_handling.recovery.policy_overrides: ["API_CALL.HIGH=fallback", "VECTOR_DB.*=retry"]``);
 2. ``CRITICAL`` severity or the ``CONFIGURATION`` category -> ``abort`` (retrying cannot fix them);
+   for a custom category (below), ``CRITICAL`` answers its row's CRITICAL action instead;
 3. a fallback registered for the category (:meth:`ErrorRecoveryManager.register_fallback`) ->
    ``fallback``, with the callable on ``action.fallback``;
 4. a transient error (network, connection, timeout; see :func:`is_transient`, or the caller's
    ``transient=`` when it knows the error's nature) -> ``retry``;
-5. :data:`DEFAULT_POLICY`, the category x severity table below.
+5. the category x severity table: :data:`DEFAULT_POLICY` below, plus a row per custom category.
 
 =================  =========  =========  =========  ========
 category           LOW        MEDIUM     HIGH       CRITICAL
@@ -32,6 +33,30 @@ SYSTEM             skip       retry      abort      abort
 =================  =========  =========  =========  ========
 
 A ``retry`` action carries ``delay`` = ``error_handling.retry.default_initial_delay``.
+
+**Your own categories.** The seven above are :class:`ErrorCategory` members; an application adds
+its own, each with its row of the table (the actions for LOW, MEDIUM, HIGH, CRITICAL), by config
+or by code::
+
+    error_handling:
+      recovery:
+        categories: ["PAYMENTS=retry/retry/fallback/abort", "SEARCH=skip/retry/fallback/abort"]
+        policy_overrides: ["PAYMENTS.HIGH=abort"]   # overrides may name them too
+
+    # VIGIL_ERROR_HANDLING_RECOVERY_CATEGORIES=PAYMENTS=retry/retry/fallback/abort,SEARCH=...
+    payments = error_recovery_manager.add_category("payments", ["retry", "retry", "fallback",
+                                                               "abort"])
+    error_recovery_manager.handle_error(err, "payments", "high", "Billing", "charge")
+
+A custom category is a :class:`CustomCategory`, a ``str`` whose value is the lower-case name
+(``"payments"``, the label value of the metrics, logs and alerts below) with ``.name`` upper-case
+(``"PAYMENTS"``), like an :class:`ErrorCategory` member; wherever a category is taken it may be
+given as either spelling, in any case. Only the seven built-ins and the categories configured or
+added exist, so the ``category`` label stays a small set; any other name raises ``ValueError``
+listing both. The rules above apply to custom categories as to built-in ones, with two
+differences: the ``CONFIGURATION`` rule is the built-in category's only, and a ``CRITICAL`` error
+answers the row's CRITICAL action (``abort`` in every built-in row, and what a custom row should
+normally say too) before any fallback or transient rule, so that column means what it says.
 
 **Every handled error is reported the same way:** ``vigil_errors_total{category,severity,
 component}``, ``vigil_recovery_actions_total{category,action}``, one ERROR log line (with the
@@ -51,7 +76,7 @@ import dataclasses
 import socket
 import threading
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -59,7 +84,16 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from vigil.clock import SYSTEM_CLOCK, Clock, format_rfc3339
-from vigil.config import VigilConfig, get_config, on_configure, parse_policy_override
+from vigil.config import (
+    ERROR_SEVERITIES,
+    RECOVERY_ACTIONS,
+    VigilConfig,
+    check_category_name,
+    get_config,
+    on_configure,
+    parse_category_entry,
+    parse_policy_override,
+)
 from vigil.error_handling.breaker import CircuitBreaker
 from vigil.monitoring import instruments
 from vigil.monitoring.alerts import AlertManager
@@ -68,6 +102,8 @@ from vigil.monitoring.logs import StructuredLogger
 from vigil.text import safe_text
 
 __all__ = [
+    "Category",
+    "CustomCategory",
     "DEFAULT_POLICY",
     "ErrorCategory",
     "ErrorRecord",
@@ -82,7 +118,10 @@ __all__ = [
 
 
 class ErrorCategory(StrEnum):
-    """Where an error comes from (the seed's categories). Values are Prometheus label values."""
+    """Where an error comes from (the seed's categories). Values are Prometheus label values.
+
+    Applications add their own with :class:`CustomCategory` (see the module's documentation).
+    """
 
     FILE_PROCESSING = "file_processing"
     AGENT_EXECUTION = "agent_execution"
@@ -91,6 +130,43 @@ class ErrorCategory(StrEnum):
     API_CALL = "api_call"
     CONFIGURATION = "configuration"
     SYSTEM = "system"
+
+
+class CustomCategory(str):
+    """A category of the application's own, beside the seven :class:`ErrorCategory` members.
+
+    A ``str`` (so a label value, a JSON string and a dict key as it is) whose value is the
+    lower-case name: ``CustomCategory("Payments") == "payments"``, ``str()`` of it is
+    ``"payments"``, ``.value`` is ``"payments"`` and ``.name`` ``"PAYMENTS"``, the same shape
+    as an :class:`ErrorCategory` member, so code written for one works with the other.
+
+    The name: a letter, then letters, digits or ``_``, at most 64 characters, case-insensitive,
+    not a built-in name (``ValueError`` otherwise). Making one does not make it known: a
+    manager only takes the categories of its policy's table
+    (:meth:`ErrorRecoveryManager.add_category`, ``error_handling.recovery.categories``).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, name: str) -> CustomCategory:
+        return super().__new__(cls, check_category_name(name).lower())
+
+    @property
+    def name(self) -> str:
+        """The upper-case name, as config entries and override keys spell it."""
+        return self.upper()
+
+    @property
+    def value(self) -> str:
+        """The lower-case name: the ``category`` label value of metrics, logs and alerts."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"CustomCategory({self.value!r})"
+
+
+Category = ErrorCategory | CustomCategory
+"""A category as the recovery manager keeps it: built-in or the application's own."""
 
 
 class ErrorSeverity(StrEnum):
@@ -140,7 +216,7 @@ class RecoveryAction:
 
     action_type: RecoveryActionType
     reason: str
-    category: ErrorCategory
+    category: Category
     severity: ErrorSeverity
     delay: float | None = None  # seconds to wait before retrying, for "retry"
     fallback: Callable[..., Any] | None = field(default=None, compare=False)
@@ -151,7 +227,7 @@ class ErrorRecord:
     """One handled error, as kept in the manager's bounded history."""
 
     timestamp: str
-    category: ErrorCategory
+    category: Category
     severity: ErrorSeverity
     component: str
     operation: str
@@ -183,15 +259,39 @@ def is_transient(error: BaseException) -> bool:
     return any(part in name for name in names for part in _TRANSIENT_NAME_PARTS)
 
 
-def _category(value: ErrorCategory | str) -> ErrorCategory:
+def _category(value: Category | str, custom: Mapping[str, CustomCategory]) -> Category:
+    """``value`` as a built-in or one of ``custom`` (by lower-case value); ValueError if none."""
     if isinstance(value, ErrorCategory):
         return value
     text = str(value)
     for category in ErrorCategory:
         if text.upper() == category.name or text.lower() == category.value:
             return category
-    raise ValueError(f"category {value!r} is not one of "
-                     f"{', '.join(c.name for c in ErrorCategory)}")
+    found = custom.get(text.strip().lower())
+    if found is not None:
+        return found
+    mine = (f"; custom: {', '.join(c.name for c in custom.values())}" if custom else
+            "; no custom ones (add them with ErrorRecoveryManager.add_category() or "
+            "error_handling.recovery.categories)")
+    raise ValueError(f"category {value!r} is not one of the built-in "
+                     f"{', '.join(c.name for c in ErrorCategory)}{mine}")
+
+
+def _row(actions: Sequence[RecoveryActionType | str] | str) -> tuple[RecoveryActionType, ...]:
+    """Four actions (LOW, MEDIUM, HIGH, CRITICAL) from names, members or ``"a/b/c/d"``."""
+    items = actions.split("/") if isinstance(actions, str) else list(actions)
+    if len(items) != len(ERROR_SEVERITIES):
+        raise ValueError(f"a category's row needs {len(ERROR_SEVERITIES)} actions (for "
+                         f"{', '.join(ERROR_SEVERITIES)}), got {len(items)}: {actions!r}")
+    row = []
+    for item in items:
+        try:
+            row.append(item if isinstance(item, RecoveryActionType)
+                       else RecoveryActionType(str(item).strip().lower()))
+        except ValueError:
+            raise ValueError(f"action {item!r} is not one of "
+                             f"{', '.join(RECOVERY_ACTIONS)}") from None
+    return tuple(row)
 
 
 def _severity(value: ErrorSeverity | str) -> ErrorSeverity:
@@ -204,20 +304,27 @@ def _severity(value: ErrorSeverity | str) -> ErrorSeverity:
                          f"{', '.join(s.name for s in ErrorSeverity)}") from None
 
 
-OverrideKey = tuple[ErrorCategory | None, ErrorSeverity | None]  # None matches any
+OverrideKey = tuple[Category | None, ErrorSeverity | None]  # None matches any
+
+
+def _default_table() -> dict[Category, tuple[RecoveryActionType, ...]]:
+    return dict(DEFAULT_POLICY.items())
 
 
 @dataclass(frozen=True)
 class RecoveryPolicy:
     """The decision table plus overrides. Immutable; build a new one to change it.
 
+    ``table`` maps each category to its actions for LOW, MEDIUM, HIGH, CRITICAL: the seven
+    built-in rows (:data:`DEFAULT_POLICY`) and a row per :class:`CustomCategory`, whose keys
+    are the custom categories this policy knows (:meth:`with_category` adds one).
     ``overrides`` maps ``(category or None, severity or None)`` to an action; ``None`` is a
     wildcard and the most specific match wins. :meth:`from_config` reads
-    ``error_handling.recovery.policy_overrides``.
+    ``error_handling.recovery.categories`` and ``policy_overrides``.
     """
 
-    table: Mapping[ErrorCategory, tuple[RecoveryActionType, ...]] = field(
-        default_factory=lambda: dict(DEFAULT_POLICY))
+    table: Mapping[Category, tuple[RecoveryActionType, ...]] = field(
+        default_factory=_default_table)
     overrides: Mapping[OverrideKey, RecoveryActionType] = field(default_factory=dict)
     retry_delay: float = 1.0
 
@@ -225,26 +332,71 @@ class RecoveryPolicy:
     def from_config(cls, config: VigilConfig,
                     overrides: Mapping[OverrideKey, RecoveryActionType | str] | None = None
                     ) -> RecoveryPolicy:
-        """The default table with the config's overrides, then ``overrides`` on top."""
+        """The default table plus the config's categories, with the config's overrides, then
+        ``overrides`` on top."""
+        settings = config.error_handling.recovery
+        table = _default_table()
+        for entry in settings.categories:
+            name, row = parse_category_entry(entry)
+            table[CustomCategory(name)] = _row(row)
+        names = tuple(c.name for c in table if isinstance(c, CustomCategory))
         merged: dict[OverrideKey, RecoveryActionType] = {}
-        for entry in config.error_handling.recovery.policy_overrides:
-            cat, sev, action = parse_policy_override(entry)
-            merged[(None if cat == "*" else ErrorCategory[cat],
+        for entry in settings.policy_overrides:
+            cat, sev, action = parse_policy_override(entry, categories=names)
+            merged[(None if cat == "*" else
+                    ErrorCategory[cat] if cat in ErrorCategory.__members__ else
+                    CustomCategory(cat),
                     None if sev == "*" else ErrorSeverity[sev])] = RecoveryActionType(action)
         for key, action in (overrides or {}).items():
             merged[key] = RecoveryActionType(action)
-        return cls(overrides=merged,
+        return cls(table=table, overrides=merged,
                    retry_delay=config.error_handling.retry.default_initial_delay)
 
-    def decide(self, error: BaseException, category: ErrorCategory, severity: ErrorSeverity,
-               fallback: Callable[..., Any] | None = None, *,
+    @property
+    def custom_categories(self) -> tuple[CustomCategory, ...]:
+        """The application's own categories this policy has a row for, in the order added."""
+        return tuple(c for c in self.table if isinstance(c, CustomCategory))
+
+    @property
+    def categories(self) -> tuple[Category, ...]:
+        """Every category this policy takes: the seven built-ins, then the custom ones."""
+        return (*ErrorCategory, *self.custom_categories)
+
+    def resolve_category(self, value: Category | str) -> Category:
+        """``value`` (a category, or its name or value in any case) as this policy knows it.
+
+        ``ValueError``, listing the built-in and the custom categories, for any other.
+        """
+        if isinstance(value, ErrorCategory | CustomCategory) and value in self.table:
+            return value
+        return _category(value, {c.value: c for c in self.custom_categories})
+
+    def with_category(self, name: CustomCategory | str,
+                      actions: Sequence[RecoveryActionType | str] | str) -> RecoveryPolicy:
+        """This policy with a row for the custom category ``name`` (replacing its old row).
+
+        ``actions``: the actions for LOW, MEDIUM, HIGH and CRITICAL, as
+        :class:`RecoveryActionType` members or names (``["retry", "retry", "fallback",
+        "abort"]``, or ``"retry/retry/fallback/abort"`` as in config). ``ValueError`` for a
+        built-in or malformed name, a wrong count or an unknown action. Overrides are kept.
+        """
+        category = name if isinstance(name, CustomCategory) else CustomCategory(name)
+        row = _row(actions)
+        table = {k: v for k, v in self.table.items() if k != category}
+        table[category] = row
+        return dataclasses.replace(self, table=table)
+
+    def decide(self, error: BaseException, category: Category | str,
+               severity: ErrorSeverity | str, fallback: Callable[..., Any] | None = None, *,
                transient: bool | None = None) -> RecoveryAction:
         """The action for this error; pure (no I/O, no state).
 
-        ``transient`` states the error's nature when the caller knows it (an unsupported file
-        format is never transient, whatever exception the parser raised); ``None`` asks
-        :func:`is_transient`.
+        ``category`` is one of :attr:`categories` (or its name or value); a custom one's row
+        comes from :attr:`table`. ``transient`` states the error's nature when the caller knows
+        it (an unsupported file format is never transient, whatever exception the parser
+        raised); ``None`` asks :func:`is_transient`.
         """
+        category, severity = self.resolve_category(category), _severity(severity)
         for key in ((category, severity), (category, None), (None, severity), (None, None)):
             if key in self.overrides:
                 return self._action(self.overrides[key], "override for "
@@ -252,6 +404,10 @@ class RecoveryPolicy:
                                     f"{key[1].name if key[1] else '*'}",
                                     category, severity, fallback)
         if severity is ErrorSeverity.CRITICAL:
+            if isinstance(category, CustomCategory):  # its row's own CRITICAL column decides
+                return self._action(self.table[category][severity.rank],
+                                    f"policy table: {category.name} x CRITICAL",
+                                    category, severity, fallback)
             return self._action(_A, "critical severity", category, severity, None)
         if category is ErrorCategory.CONFIGURATION:
             return self._action(_A, "configuration errors do not heal by retrying",
@@ -266,7 +422,7 @@ class RecoveryPolicy:
         return self._action(action, f"policy table: {category.name} x {severity.name}",
                             category, severity, None)
 
-    def _action(self, action: RecoveryActionType, reason: str, category: ErrorCategory,
+    def _action(self, action: RecoveryActionType, reason: str, category: Category,
                 severity: ErrorSeverity, fallback: Callable[..., Any] | None) -> RecoveryAction:
         return RecoveryAction(action_type=action, reason=reason, category=category,
                               severity=severity,
@@ -280,6 +436,14 @@ class ErrorRecoveryManager:
     ``policy`` defaults to :meth:`RecoveryPolicy.from_config`; ``alert_min_severity`` and
     ``history_size`` to ``error_handling.recovery.*``. Also the one-per-name registry of circuit
     breakers (:meth:`get_circuit_breaker`) and of fallbacks (:meth:`register_fallback`).
+
+    The categories it takes are its policy's (:attr:`RecoveryPolicy.categories`): the seven
+    built-ins, ``error_handling.recovery.categories`` (when the policy comes from config) and
+    those added by :meth:`add_category`. :meth:`reconfigure` rebuilds a config-made policy from
+    the new config and then adds the :meth:`add_category` rows again, so categories added by
+    code survive a ``vigil.configure()`` and win over a config entry of the same name, while
+    config-made ones follow the config (dropped when it drops them). A policy given as
+    ``policy=`` is kept as it is by :meth:`reconfigure`, plus what :meth:`add_category` added.
     """
 
     def __init__(self, *, policy: RecoveryPolicy | None = None,
@@ -303,7 +467,8 @@ class ErrorRecoveryManager:
         self._logger = logger if logger is not None else StructuredLogger("vigil.recovery")
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
-        self._fallbacks: dict[ErrorCategory, Callable[..., Any]] = {}
+        self._fallbacks: dict[Category, Callable[..., Any]] = {}
+        self._added: dict[CustomCategory, tuple[RecoveryActionType, ...]] = {}
         self._attempts: OrderedDict[Hashable, int] = OrderedDict()
         self._total = 0
         reg = self.registry
@@ -338,15 +503,36 @@ class ErrorRecoveryManager:
                      transient: bool | None = None) -> RecoveryAction:
         """Decide what to do about ``error`` and report it (metrics, log, alert, history).
 
+        ``category``: an :class:`ErrorCategory`, one of this manager's custom categories
+        (:meth:`add_category`, ``error_handling.recovery.categories``), or the name or value of
+        either in any case; ``ValueError`` listing both kinds for any other.
         ``transient``: whether the error is worth retrying, when the caller knows better than
         the exception's class (see :meth:`RecoveryPolicy.decide`).
         """
-        cat, sev = _category(category), _severity(severity)
+        policy = self.policy  # one policy for the whole decision, even if it is replaced
+        cat, sev = policy.resolve_category(category), _severity(severity)
         with self._lock:
             fallback = self._fallbacks.get(cat)
-        action = self.policy.decide(error, cat, sev, fallback, transient=transient)
+        action = policy.decide(error, cat, sev, fallback, transient=transient)
         self._report(error, cat, sev, component, operation, dict(metadata or {}), action)
         return action
+
+    def add_category(self, name: CustomCategory | str,
+                     actions: Sequence[RecoveryActionType | str] | str) -> CustomCategory:
+        """Add the application's own category ``name`` with its actions for LOW, MEDIUM, HIGH,
+        CRITICAL (see :meth:`RecoveryPolicy.with_category`) and return it.
+
+        From then on :meth:`handle_error`, :meth:`register_fallback` and the others take it by
+        its name or value in any case, and its label value is ``name.lower()``. Adding a name
+        again replaces its row. Survives :meth:`reconfigure`. ``ValueError`` for a built-in or
+        malformed name, a wrong count or an unknown action. Thread-safe.
+        """
+        category = name if isinstance(name, CustomCategory) else CustomCategory(name)
+        row = _row(actions)
+        with self._lock:
+            self.policy = self.policy.with_category(category, row)
+            self._added[category] = row
+        return category
 
     def get_circuit_breaker(self, name: str, **overrides: Any) -> CircuitBreaker:
         """The breaker called ``name``, created on first use with ``overrides``.
@@ -370,23 +556,26 @@ class ErrorRecoveryManager:
         with self._lock:
             return dict(self._breakers)
 
-    def register_fallback(self, category: ErrorCategory | str,
+    def register_fallback(self, category: Category | str,
                           fallback: Callable[..., Any]) -> Callable[..., Any]:
         """Make errors of ``category`` answer ``fallback`` (unless critical or overridden)."""
         with self._lock:
-            self._fallbacks[_category(category)] = fallback
+            self._fallbacks[self.policy.resolve_category(category)] = fallback
         return fallback
 
-    def unregister_fallback(self, category: ErrorCategory | str) -> None:
+    def unregister_fallback(self, category: Category | str) -> None:
         with self._lock:
-            self._fallbacks.pop(_category(category), None)
+            self._fallbacks.pop(self.policy.resolve_category(category), None)
 
-    def has_fallback(self, category: ErrorCategory | str) -> bool:
+    def has_fallback(self, category: Category | str) -> bool:
         with self._lock:
-            return _category(category) in self._fallbacks
+            return self.policy.resolve_category(category) in self._fallbacks
 
     def get_error_stats(self) -> dict[str, Any]:
-        """Counts over the retained history (``total`` counts every error ever handled)."""
+        """Counts over the retained history (``total`` counts every error ever handled).
+
+        ``by_category`` is keyed by the label value (``"vector_db"``, ``"payments"``).
+        """
         with self._lock:
             records = list(self._history)
             total = self._total
@@ -426,7 +615,7 @@ class ErrorRecoveryManager:
 
     # --- reporting ------------------------------------------------------------------------
 
-    def _report(self, error: BaseException, category: ErrorCategory, severity: ErrorSeverity,
+    def _report(self, error: BaseException, category: Category, severity: ErrorSeverity,
                 component: str, operation: str, metadata: dict[str, Any],
                 action: RecoveryAction) -> None:
         span = current_span()
@@ -456,11 +645,19 @@ class ErrorRecoveryManager:
                 labels={"category": category.value, "operation": operation})
 
     def reconfigure(self, config: VigilConfig) -> None:
-        """Apply new ``error_handling.recovery`` settings (the shared manager follows configure)."""
+        """Apply new ``error_handling.recovery`` settings (the shared manager follows configure).
+
+        A config-made policy is rebuilt (its categories and overrides from ``config``), then the
+        categories of :meth:`add_category` are added again on top; a ``policy=`` given to the
+        constructor is kept.
+        """
         settings = config.error_handling.recovery
         with self._lock:
             if not self._fixed_policy:
-                self.policy = RecoveryPolicy.from_config(config)
+                policy = RecoveryPolicy.from_config(config)
+                for category, row in self._added.items():
+                    policy = policy.with_category(category, row)
+                self.policy = policy
             self.alert_min_severity = _severity(settings.alert_min_severity)
             if self._history.maxlen != settings.history_size:
                 self._history = deque(self._history, maxlen=settings.history_size)

@@ -11,9 +11,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import vigil
-from vigil.config import ERROR_CATEGORIES, ERROR_SEVERITIES, RECOVERY_ACTIONS
+from vigil.config import ERROR_CATEGORIES, ERROR_SEVERITIES, RECOVERY_ACTIONS, load_config
 from vigil.error_handling.recovery import (
     DEFAULT_POLICY,
+    CustomCategory,
     ErrorCategory,
     ErrorRecoveryManager,
     ErrorSeverity,
@@ -282,3 +283,234 @@ def test_bad_history_size_is_a_config_error() -> None:
     """history_size=0 is rejected with the key and the bound."""
     with pytest.raises(vigil.ConfigError, match="history_size: got 0; must be a number >= 1"):
         ErrorRecoveryManager(registry=CollectorRegistry(), history_size=0)
+
+
+# --- custom categories --------------------------------------------------------------------
+
+PAYMENTS_ROW = "PAYMENTS=retry/retry/fallback/abort"
+SEARCH_ROW = "SEARCH=skip/retry/fallback/abort"
+_R, _F, _S, _A = (RecoveryActionType.RETRY, RecoveryActionType.FALLBACK,
+                  RecoveryActionType.SKIP, RecoveryActionType.ABORT)
+
+
+def _config_policy(*categories: str, overrides: tuple[str, ...] = ()) -> RecoveryPolicy:
+    return RecoveryPolicy.from_config(load_config(overrides={"error_handling": {"recovery": {
+        "categories": list(categories), "policy_overrides": list(overrides)}}}, environ={}))
+
+
+def test_custom_category_is_a_str_with_name_and_value() -> None:
+    """CustomCategory is its lower-case value as a str, with .name upper-case, like the enum."""
+    payments = CustomCategory("Payments")
+    assert (payments, str(payments), f"{payments}") == ("payments",) * 3
+    assert (payments.name, payments.value) == ("PAYMENTS", "payments")
+    assert type(payments.value) is str
+    assert json.dumps({"c": payments}) == '{"c": "payments"}'
+    assert payments == CustomCategory("PAYMENTS")
+    assert hash(payments) == hash("payments")
+    assert repr(payments) == "CustomCategory('payments')"
+
+
+def test_categories_from_a_config_mapping_reach_the_shared_manager() -> None:
+    """categories in a configure() mapping give error_recovery_manager their rows."""
+    from vigil.error_handling.recovery import error_recovery_manager
+
+    vigil.configure(overrides={"error_handling": {"recovery": {"categories": [PAYMENTS_ROW]}}})
+    policy = error_recovery_manager.policy
+    assert [c.name for c in policy.custom_categories] == ["PAYMENTS"]
+    action = policy.decide(KeyError(), "payments", "high")
+    assert (action.action_type, action.category) == (_F, CustomCategory("payments"))
+
+
+def test_categories_from_the_environment_with_two_entries() -> None:
+    """VIGIL_ERROR_HANDLING_RECOVERY_CATEGORIES with two comma-separated entries adds both."""
+    config = load_config(environ={
+        "VIGIL_ERROR_HANDLING_RECOVERY_CATEGORIES": f"{PAYMENTS_ROW},{SEARCH_ROW}"})
+    policy = RecoveryPolicy.from_config(config)
+    assert policy.custom_categories == (CustomCategory("payments"), CustomCategory("search"))
+    assert policy.table[CustomCategory("search")] == (_S, _R, _F, _A)
+    assert policy.decide(KeyError(), "SEARCH", "low").action_type is _S
+
+
+def test_add_category_by_api_makes_handle_error_accept_it(env: Env) -> None:
+    """The issue's call, handle_error(err, "payments", "high", ...), works once it is added."""
+    with pytest.raises(ValueError, match="'payments' is not one of"):
+        env.manager.handle_error(KeyError(), "payments", "high", "Billing", "charge")
+    added = env.manager.add_category("payments", ["retry", "retry", "fallback", "abort"])
+    assert added == CustomCategory("payments")
+    action = env.manager.handle_error(KeyError("declined"), "payments", "high", "Billing",
+                                      "charge")
+    assert action.action_type is _F
+    assert action.category is added
+    assert action.reason == "policy table: PAYMENTS x HIGH"
+    (record,) = env.manager.get_recent_errors()
+    assert record.category == "payments"
+    assert record.to_dict()["category"] == "payments"
+
+
+@pytest.mark.parametrize("severity", list(ErrorSeverity))
+def test_decisions_per_severity_follow_the_row(severity: ErrorSeverity) -> None:
+    """A plain error of a custom category gets its row's action at each severity, CRITICAL too."""
+    row = (_S, _R, _F, _R)
+    policy = RecoveryPolicy().with_category("search", row)
+    action = policy.decide(KeyError(), CustomCategory("search"), severity)
+    assert action.action_type is row[severity.rank]
+    assert action.delay == (1.0 if action.action_type is _R else None)
+
+
+def test_critical_answers_the_custom_rows_column_before_fallback_and_transient() -> None:
+    """CRITICAL takes the custom row's CRITICAL action even for a transient error or a fallback."""
+    policy = RecoveryPolicy().with_category("payments", "retry/retry/fallback/abort")
+    for error in (TimeoutError(), KeyError()):
+        action = policy.decide(error, "payments", "critical", lambda: None)
+        assert (action.action_type, action.fallback) == (_A, None)
+    # Below CRITICAL the other rules come first, as for the built-in categories.
+    assert policy.decide(TimeoutError(), "payments", "high").action_type is _R
+
+
+def test_with_category_is_pure_and_replaces_a_row() -> None:
+    """with_category returns a new policy; adding the name again replaces its row."""
+    base = RecoveryPolicy()
+    one = base.with_category("payments", [_R, _R, _F, _A])
+    two = one.with_category("PAYMENTS", ["skip", "skip", "skip", "abort"])
+    assert base.custom_categories == ()
+    assert one.table[CustomCategory("payments")] == (_R, _R, _F, _A)
+    assert two.table[CustomCategory("payments")] == (_S, _S, _S, _A)
+    assert two.custom_categories == (CustomCategory("payments"),)
+
+
+def test_add_category_again_replaces_the_row(env: Env) -> None:
+    """Re-adding a name through the manager replaces its row rather than adding a second."""
+    env.manager.add_category("payments", "retry/retry/fallback/abort")
+    env.manager.add_category("Payments", "skip/skip/skip/abort")
+    assert env.manager.policy.custom_categories == (CustomCategory("payments"),)
+    assert env.manager.handle_error(KeyError(), "payments", "high", "B", "c").action_type is _S
+
+
+def test_overrides_apply_to_a_custom_category() -> None:
+    """policy_overrides may name a configured category; code overrides may key one too."""
+    policy = _config_policy(PAYMENTS_ROW, overrides=("payments.HIGH=skip", "PAYMENTS.*=retry"))
+    high = policy.decide(KeyError(), "payments", "high")
+    assert (high.action_type, high.reason) == (_S, "override for PAYMENTS.HIGH")
+    assert policy.decide(KeyError(), "payments", "critical").action_type is _R
+    coded = RecoveryPolicy(overrides={(CustomCategory("search"), None): _A}).with_category(
+        "search", "skip/skip/skip/abort")
+    assert coded.decide(KeyError(), "search", "low").action_type is _A
+
+
+def test_fallbacks_on_a_custom_category(env: Env) -> None:
+    """register/has/unregister_fallback take a custom category by name or value, any case."""
+
+    def cached_quote() -> str:
+        return "cached"
+
+    env.manager.add_category("payments", "retry/retry/abort/abort")
+    assert not env.manager.has_fallback("payments")
+    env.manager.register_fallback("PAYMENTS", cached_quote)
+    assert env.manager.has_fallback("Payments")
+    assert env.manager.has_fallback(CustomCategory("payments"))
+    action = env.manager.handle_error(ConnectionError(), "payments", "high", "Billing", "quote")
+    assert (action.action_type, action.fallback) == (_F, cached_quote)
+    env.manager.unregister_fallback(CustomCategory("payments"))
+    assert not env.manager.has_fallback("payments")
+    with pytest.raises(ValueError, match="'refunds' is not one of"):
+        env.manager.register_fallback("refunds", cached_quote)
+
+
+def test_custom_category_label_value_in_stats_metrics_logs_and_alerts(env: Env) -> None:
+    """The lower-case value is the category label of metrics, log lines, alerts and stats."""
+    env.manager.add_category("PAYMENTS", "retry/retry/fallback/abort")
+    env.manager.handle_error(KeyError("a"), "PAYMENTS", "low", "Billing", "charge")
+    env.manager.handle_error(KeyError("b"), "payments", "high", "Billing", "charge")
+    assert env.manager.get_error_stats()["by_category"] == {"payments": 2}
+    reg = env.registry
+    assert reg.get_sample_value("vigil_errors_total", {
+        "category": "payments", "severity": "high", "component": "Billing"}) == 1
+    assert reg.get_sample_value("vigil_recovery_actions_total",
+                                {"category": "payments", "action": "retry"}) == 1
+    assert reg.get_sample_value("vigil_recovery_actions_total",
+                                {"category": "payments", "action": "fallback"}) == 1
+    assert [line["metadata"]["category"] for line in env.lines()] == [  # type: ignore[index]
+        "payments", "payments"]
+    (alert,) = env.alerts.get_recent_alerts(5)
+    assert alert.labels["category"] == "payments"
+
+
+def test_unknown_category_message_lists_built_in_and_custom(env: Env) -> None:
+    """An unknown category's ValueError names the seven built-ins and the custom ones."""
+    env.manager.add_category("payments", "retry/retry/fallback/abort")
+    env.manager.add_category("search", "skip/retry/fallback/abort")
+    with pytest.raises(ValueError, match=r"'DISK' is not one of the built-in FILE_PROCESSING, "
+                                         r"AGENT_EXECUTION, .*, SYSTEM; custom: PAYMENTS, "
+                                         r"SEARCH$"):
+        env.manager.handle_error(KeyError(), "DISK", "low", "c", "o")
+    with pytest.raises(ValueError, match="custom: PAYMENTS, SEARCH"):
+        env.manager.handle_error(KeyError(), CustomCategory("refunds"), "low", "c", "o")
+
+
+@pytest.mark.parametrize("name", ["vector_db", "SYSTEM", "Api_Call"])
+def test_built_in_name_is_refused(env: Env, name: str) -> None:
+    """A built-in name cannot be added as a custom category, by any route."""
+    with pytest.raises(ValueError, match="is a built-in category"):
+        env.manager.add_category(name, "retry/retry/retry/abort")
+    with pytest.raises(ValueError, match="is a built-in category"):
+        RecoveryPolicy().with_category(name, "retry/retry/retry/abort")
+    with pytest.raises(ValueError, match="is a built-in category"):
+        CustomCategory(name)
+
+
+@pytest.mark.parametrize(("name", "actions", "message"), [
+    ("payments", ["retry", "nap", "skip", "abort"], "action 'nap' is not one of retry, "
+                                                    "fallback, skip, abort"),
+    ("payments", ["retry", "retry", "abort"], "needs 4 actions .* got 3"),
+    ("pay-ments", ["retry"] * 4, "holds '-'"),
+    ("9lives", ["retry"] * 4, "must start with a letter"),
+    ("p" * 65, ["retry"] * 4, "65 characters long, at most 64"),
+])
+def test_bad_name_or_action_is_a_value_error(env: Env, name: str, actions: list[str],
+                                             message: str) -> None:
+    """add_category refuses a malformed name, a wrong count or an unknown action, saying which."""
+    with pytest.raises(ValueError, match=message):
+        env.manager.add_category(name, actions)
+    assert env.manager.policy.custom_categories == ()
+
+
+def test_reconfigure_keeps_categories_added_by_api(env: Env) -> None:
+    """After reconfigure, API-added rows stay (and win); config-made ones follow the config."""
+    env.manager.add_category("payments", "skip/skip/skip/abort")
+    env.manager.reconfigure(load_config(overrides={"error_handling": {"recovery": {
+        "categories": [PAYMENTS_ROW, SEARCH_ROW]}}}, environ={}))
+    policy = env.manager.policy
+    assert set(policy.custom_categories) == {"payments", "search"}
+    assert policy.table[CustomCategory("payments")] == (_S, _S, _S, _A)  # the API's row
+    env.manager.reconfigure(load_config(environ={}))
+    assert env.manager.policy.custom_categories == (CustomCategory("payments"),)
+    assert env.manager.handle_error(KeyError(), "payments", "low", "B", "c").action_type is _S
+
+
+def test_add_category_from_threads_keeps_every_row(env: Env) -> None:
+    """16 threads adding one category each at once: all 16 are in the final policy."""
+    barrier = threading.Barrier(16)
+
+    def add(i: int) -> None:
+        barrier.wait()
+        env.manager.add_category(f"c{i}", "retry/retry/fallback/abort")
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {c.name for c in env.manager.policy.custom_categories} == {f"C{i}" for i in range(16)}
+
+
+def test_a_given_policy_keeps_api_categories_through_reconfigure() -> None:
+    """A manager built with policy= keeps that policy plus its add_category rows on reconfigure."""
+    made = Env(policy=RecoveryPolicy(retry_delay=0.25))
+    try:
+        made.manager.add_category("payments", "retry/retry/fallback/abort")
+        made.manager.reconfigure(load_config(overrides={"error_handling": {"recovery": {
+            "categories": [SEARCH_ROW]}}}, environ={}))
+        assert made.manager.policy.custom_categories == (CustomCategory("payments"),)
+        assert made.manager.policy.retry_delay == 0.25
+    finally:
+        made.alerts.close()
