@@ -621,7 +621,7 @@ class ExecutionTracer:
         made the current span until :meth:`_end` (which restores the one before)."""
         # OpenTelemetry's context is consulted only once its trace API is imported (and the
         # bridge is on): until then the context variable alone is the current span.
-        shared = _context._bridge is not None or _OTEL_TRACE in _modules
+        shared = _OTEL_TRACE in _modules and _context._sharing  # (it stays there once imported)
         if parent is _FROM_CONTEXT:
             parent = _context.current_span() if shared else _current.get()
         # new_span_id/new_trace_id and SpanContext(...) inlined: tuple.__new__ skips the
