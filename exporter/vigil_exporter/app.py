@@ -67,7 +67,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil import __version__
-from vigil.config import LOG_LEVELS, ExporterSettings, get_config
+from vigil.config import (
+    LOG_LEVEL_ALIASES,
+    LOG_LEVELS,
+    ExporterSettings,
+    get_config,
+    log_level_name,
+)
 from vigil.error_handling.breaker import CircuitBreaker, all_breakers
 from vigil.monitoring import alerts as vigil_alerts
 from vigil.monitoring import logs as vigil_logs
@@ -1075,11 +1081,14 @@ def _add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer
              responses=_answered(422, 500))
     def api_logs(limit: Limit = API_LIMIT_DEFAULT,
                  level: Annotated[str | None, Query(
-                     description="minimum level: " + ", ".join(LOG_LEVELS),
-                     json_schema_extra={"pattern": _any_case(LOG_LEVELS)})] = None,
+                     description="minimum level: " + ", ".join(LOG_LEVELS) + " (any case; "
+                                 "warn and fatal as in the stdlib)",
+                     json_schema_extra={"pattern": _any_case(
+                         (*LOG_LEVELS, *LOG_LEVEL_ALIASES))})] = None,
                  component: Annotated[str | None, Query(
                      description="only this component's entries")] = None) -> Response:
-        wanted = None if level is None else _choice("level", level, LOG_LEVELS, upper=True)
+        wanted = None if level is None else _choice("level", log_level_name(level),
+                                                    LOG_LEVELS, upper=True)
         process = process_info()
         # The buffers' own dicts: copied before they are labelled.
         return BudgetedListResponse((_label(dict(entry), process) for entry in

@@ -50,6 +50,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
 
+from vigil.monitoring.alerts import SEVERITY_NAMES
+
 __all__ = [
     "DEFAULT_SEVERITY",
     "MAX_ALERTS",
@@ -80,12 +82,7 @@ MAX_TIME_LENGTH: Final = 64  # RFC 3339 with nanoseconds and an offset is 35 cha
 
 SOURCE: Final = "alertmanager"
 DEFAULT_SEVERITY: Final = "medium"
-SEVERITY_BY_LABEL: Final[Mapping[str, str]] = {
-    "critical": "critical", "page": "critical", "p1": "critical",
-    "high": "high", "error": "high", "major": "high",
-    "warning": "medium", "warn": "medium", "medium": "medium",
-    "info": "low", "low": "low", "none": "low", "minor": "low",
-}
+SEVERITY_BY_LABEL: Final[Mapping[str, str]] = SEVERITY_NAMES  # the library's vocabulary
 _ALERT_STATUSES: Final = ("firing", "resolved")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _QUOTE_LIMIT = 64  # characters of a received value echoed in an error message

@@ -71,6 +71,8 @@ CONFIG_FILE_ENV = "VIGIL_CONFIG"
 FILE_SUFFIX = "_FILE"  # VIGIL_<KEY>_FILE: a secret setting read from that file
 _SECRET_FILE_LIMIT = 65_536  # bytes; a secret file larger than this is the wrong file
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The spellings the stdlib's logging also takes (logging.WARN, logging.FATAL), in any case.
+LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 # The recovery policy's vocabulary; vigil.error_handling's enums carry the same names (tested).
 ERROR_CATEGORIES = ("FILE_PROCESSING", "AGENT_EXECUTION", "MEMORY_STORAGE", "VECTOR_DB", "API_CALL",
                     "CONFIGURATION", "SYSTEM")
@@ -272,6 +274,14 @@ class RecoverySettings(_Settings):
             parse_policy_override(entry, categories=tuple(names))
 
 
+def log_level_name(level: str) -> str:
+    """``level`` as one of :data:`LOG_LEVELS` when it is one in any case or an alias of one
+    (``warn`` is WARNING, ``fatal`` CRITICAL, as in the stdlib); otherwise upper-cased, for
+    the caller's check to refuse."""
+    name = level.strip().upper()
+    return LOG_LEVEL_ALIASES.get(name, name)
+
+
 def parse_policy_override(entry: str, *, categories: tuple[str, ...] = ()
                           ) -> tuple[str, str, str]:
     """``"API_CALL.HIGH=fallback"`` -> ``("API_CALL", "HIGH", "fallback")``; ``*`` matches any.
@@ -381,8 +391,8 @@ class LoggingSettings(_Settings):
             "auto does so under prometheus_client multiprocess mode (PROMETHEUS_MULTIPROC_DIR)")
 
     def __post_init__(self) -> None:
-        if isinstance(self.level, str):  # "info" and "INFO" both mean INFO
-            object.__setattr__(self, "level", self.level.upper())
+        if isinstance(self.level, str):  # "info", "INFO" mean INFO; "warn" WARNING
+            object.__setattr__(self, "level", log_level_name(self.level))
         # YAML's true/false, and the spellings boolean variables accept, mean true/false.
         pid: object = self.include_pid  # as given: YAML may have made it a bool
         if isinstance(pid, bool):

@@ -308,6 +308,8 @@ def test_api_logs_filters_by_component_and_level(make: Callable[..., Harness]) -
                                                        "level": "warning"})
     entries = TypeAdapter(list[LogEntry]).validate_python(response.json())
     assert [e.message for e in entries] == ["three", "two"]
+    warn = harness.client.get("/api/logs", params={"component": component, "level": "warn"})
+    assert [e["message"] for e in warn.json()] == ["three", "two"]  # the stdlib's alias
     limited = harness.client.get("/api/logs", params={"component": component, "limit": 1})
     assert [e["message"] for e in limited.json()] == ["three"]
 

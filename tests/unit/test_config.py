@@ -330,3 +330,16 @@ def test_overrides_may_name_configured_categories_only() -> None:
                   policy_overrides=["PAYMENTS.HIGH=skip"])
     assert info.value.key == "error_handling.recovery.policy_overrides"
     assert "SYSTEM (built-in), SEARCH (from categories) or *" in str(info.value)
+
+
+def test_log_levels_take_the_stdlib_aliases() -> None:
+    """monitoring.logging.level accepts warn and fatal (any case) as WARNING and CRITICAL, as
+    the stdlib's logging does; anything else is still a ConfigError naming the levels."""
+    from vigil.config import ConfigError, load_config
+
+    assert load_config(overrides={"monitoring": {"logging": {"level": "warn"}}}
+                       ).monitoring.logging.level == "WARNING"
+    assert load_config(overrides={"monitoring": {"logging": {"level": "Fatal"}}}
+                       ).monitoring.logging.level == "CRITICAL"
+    with pytest.raises(ConfigError, match="WARNING"):
+        load_config(overrides={"monitoring": {"logging": {"level": "loud"}}})

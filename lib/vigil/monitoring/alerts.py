@@ -74,7 +74,7 @@ from vigil.monitoring.logs import TOO_DEEP, StructuredLogger
 from vigil.monitoring.metrics import performance_monitor
 from vigil.text import safe_text
 
-__all__ = ["Alert", "AlertHandler", "AlertManager", "AlertSeverity", "alert_manager"]
+__all__ = ["SEVERITY_NAMES", "Alert", "AlertHandler", "AlertManager", "AlertSeverity", "alert_manager"]
 
 FIRING = "firing"
 RESOLVED = "resolved"
@@ -91,6 +91,16 @@ AlertHandler = Callable[["Alert"], object]
 """A handler: called with the :class:`Alert`; may return an awaitable (an ``async def``)."""
 
 
+# The severity words alerting tools use, as vigil's four: what send_alert() and the
+# Alertmanager webhook's ``severity`` label both understand (one vocabulary, any case).
+SEVERITY_NAMES: Mapping[str, str] = {
+    "critical": "critical", "page": "critical", "p1": "critical",
+    "high": "high", "error": "high", "major": "high",
+    "warning": "medium", "warn": "medium", "medium": "medium",
+    "info": "low", "low": "low", "none": "low", "minor": "low",
+}
+
+
 class AlertSeverity(StrEnum):
     """How bad an alert is. ``AlertSeverity("HIGH")`` works: lookup is case-insensitive."""
 
@@ -102,9 +112,8 @@ class AlertSeverity(StrEnum):
     @classmethod
     def _missing_(cls, value: object) -> AlertSeverity | None:
         if isinstance(value, str):
-            for member in cls:
-                if member.value == value.strip().lower():
-                    return member
+            name = SEVERITY_NAMES.get(value.strip().lower())
+            return None if name is None else cls(name)
         return None
 
     @classmethod
@@ -115,7 +124,8 @@ class AlertSeverity(StrEnum):
         except ValueError:
             allowed = ", ".join(member.value for member in cls)
             raise ValueError(
-                f"invalid alert severity {value!r}; expected one of: {allowed}") from None
+                f"invalid alert severity {value!r}; expected one of: {allowed} (or the "
+                f"words alerting tools use for them: {', '.join(SEVERITY_NAMES)})") from None
 
 
 def _parse_status(value: str) -> str:

@@ -100,6 +100,7 @@ from vigil.config import (
     LoggingSettings,
     VigilConfig,
     get_config,
+    log_level_name,
     on_configure,
 )
 from vigil.forks import at_fork
@@ -1044,7 +1045,7 @@ def _exc_info(value: object) -> ExcInfo | None:
 
 
 def _level_number(level: str) -> int:
-    name = str(level).upper()
+    name = log_level_name(str(level))
     if name not in _LEVEL_NUMBERS:
         raise ConfigError("level", level, f"must be one of {', '.join(LOG_LEVELS)}")
     return _LEVEL_NUMBERS[name]

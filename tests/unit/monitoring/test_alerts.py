@@ -553,3 +553,15 @@ def test_the_buffer_keeps_within_its_byte_budget() -> None:
         assert [a.message for a in manager.get_recent_alerts(1000)] == ["huge"]
     finally:
         manager.close()
+
+
+def test_send_alert_takes_the_severity_words_the_webhook_takes() -> None:
+    """warning/warn/error/info/page (any case) name the same severities for send_alert as the
+    Alertmanager webhook's severity label does; an unknown word is a ValueError listing them."""
+    from vigil.monitoring.alerts import SEVERITY_NAMES
+    from vigil_exporter.webhook import map_severity
+
+    for word, severity in SEVERITY_NAMES.items():
+        assert AlertSeverity(word.upper()).value == severity == map_severity(word)
+    with pytest.raises(ValueError, match="warning"):
+        AlertSeverity.parse("sometimes")
