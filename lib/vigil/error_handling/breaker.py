@@ -904,7 +904,17 @@ class CircuitBreaker:
             core = BreakerStateMachine(name, self.policy, self._events.publish)
             self._core = core  # last: the fast path's "is it bound?" check reads this
         with _registry_lock:
+            twins = [other for other in _live.values()
+                     if other._name == name and other._registry is self._registry]
             _live[next(_live_keys)] = self
+        if twins:
+            # Allowed (a breaker per worker object, re-created in tests), but never silently:
+            # their states and counts land in one set of series.
+            self._logger.warning(
+                "another live circuit breaker has this name on the same registry; both "
+                "report into the same vigil_circuit_breaker_* series (give each its own name, "
+                "or share one breaker: error_recovery_manager.get_circuit_breaker(name))",
+                {"breaker": name, "live_with_this_name": len(twins) + 1})
         return core
 
     # -- calling ---------------------------------------------------------------------------

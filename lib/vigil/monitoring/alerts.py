@@ -74,7 +74,8 @@ from vigil.monitoring.logs import TOO_DEEP, StructuredLogger
 from vigil.monitoring.metrics import performance_monitor
 from vigil.text import safe_text
 
-__all__ = ["SEVERITY_NAMES", "Alert", "AlertHandler", "AlertManager", "AlertSeverity", "alert_manager"]
+__all__ = ["SEVERITY_NAMES", "Alert", "AlertHandler", "AlertManager", "AlertSeverity",
+           "alert_manager"]
 
 FIRING = "firing"
 RESOLVED = "resolved"

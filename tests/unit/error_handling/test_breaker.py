@@ -1070,3 +1070,26 @@ def test_the_constructor_settings_read_back_as_attributes() -> None:
     rate = CircuitBreaker(failure_rate_threshold=0.5, name="rate-read-back",
                           registry=CollectorRegistry())
     assert rate.failure_threshold is None
+
+
+def test_a_second_live_breaker_with_the_same_name_and_registry_is_warned_about() -> None:
+    """Two live CircuitBreaker(name="dup") on one registry share their series: the second
+    says so in a warning; the same name on another registry, or after the first is gone, not."""
+    registry = CollectorRegistry()
+    stream = io.StringIO()
+    logger = StructuredLogger("vigil.circuit_breaker", registry=registry, stream=stream)
+    first = CircuitBreaker(name="dup", registry=registry, logger=logger)
+    first.call(ok)
+    other = CircuitBreaker(name="dup", registry=CollectorRegistry(), logger=logger)
+    other.call(ok)
+    assert "same registry" not in stream.getvalue()
+    second = CircuitBreaker(name="dup", registry=registry, logger=logger)
+    second.call(ok)
+    warned = [json.loads(line) for line in stream.getvalue().splitlines()
+              if "same registry" in line]
+    assert [w["metadata"] for w in warned] == [{"breaker": "dup", "live_with_this_name": 2}]
+    del first, second
+    gc.collect()
+    third = CircuitBreaker(name="dup", registry=registry, logger=logger)
+    third.call(ok)
+    assert sum("same registry" in line for line in stream.getvalue().splitlines()) == 1
