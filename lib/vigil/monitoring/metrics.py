@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 from prometheus_client import REGISTRY, CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import metrics as _prometheus_metrics
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -55,7 +56,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Exemplar
+from prometheus_client.samples import Exemplar, Sample
 from prometheus_client.utils import floatToGoString
 
 from vigil.clock import SYSTEM_CLOCK, Clock
@@ -447,6 +448,7 @@ class _FunctionRecorder(_CallHistory):
         "bounds",
         "buckets",
         "count",
+        "created",
         "enter",
         "errors",
         "errors_cap",
@@ -463,6 +465,7 @@ class _FunctionRecorder(_CallHistory):
         super().__init__(retention)
         self.name = name
         self.now = now
+        self.created = time.time()  # the series' _created: from here on they count
         self.lock = threading.Lock()
         self.bounds = instruments.SECOND_BUCKETS
         self.les: tuple[str, ...] = tuple(
@@ -542,10 +545,17 @@ class _FunctionCollector(Collector):
                 cumulative += buckets[i]
                 exemplar = exemplars.get(i)
                 points.append((le, cumulative, exemplar) if exemplar else (le, cumulative))
+            # _created as prometheus_client writes it for its own counters and histograms
+            # (unless PROMETHEUS_DISABLE_CREATED_SERIES): when the function was decorated, since
+            # when every one of its series counts (an exception class seen later was 0 before).
+            created = rec.created if _prometheus_metrics._use_created else None
             duration.add_metric([rec.name], points, total)
-            calls.add_metric([rec.name], count)
+            if created is not None:
+                duration.samples.append(Sample("vigil_function_duration_seconds_created",
+                                               {"function": rec.name}, created))
+            calls.add_metric([rec.name], count, created=created)
             for kind, n in sorted(failures.items()):
-                errors.add_metric([rec.name, kind], n)
+                errors.add_metric([rec.name, kind], n, created=created)
             # started is read after the snapshot: a call entering in between shows as running.
             running.add_metric([rec.name], max(0, started - count))
         return [duration, calls, errors, running]

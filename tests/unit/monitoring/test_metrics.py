@@ -412,3 +412,36 @@ def test_bad_retention_argument_is_a_config_error() -> None:
         PerformanceMonitor(registry=CollectorRegistry(), retention_count=0)
     with pytest.raises(vigil.ConfigError, match="retention_count: got 'x'; expected an integer"):
         PerformanceMonitor(registry=CollectorRegistry(), retention_count="x")  # type: ignore[arg-type]
+
+
+def test_function_series_carry_created_like_prometheus_clients_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """vigil_function_calls/errors/duration have _created samples (the decoration time), as
+    prometheus_client's counters and histograms do, and none when it is told not to write them."""
+    import time
+
+    from prometheus_client import Counter
+    from prometheus_client import metrics as prometheus_metrics
+
+    registry = CollectorRegistry()
+    monitor = PerformanceMonitor(registry=registry)
+    before = time.time()
+
+    @monitor_performance("created_probe", monitor=monitor)
+    def probe() -> None:
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        probe()
+    peer = Counter("peer_calls", "A prometheus_client counter.", registry=registry)
+    peer.inc()
+    labels = {"function": "created_probe"}
+    for name in ("vigil_function_calls_created", "vigil_function_duration_seconds_created"):
+        value = registry.get_sample_value(name, labels)
+        assert value is not None, name
+        assert before <= value <= time.time(), name
+    assert registry.get_sample_value("vigil_function_errors_created",
+                                     {**labels, "exception": "KeyError"}) is not None
+    assert registry.get_sample_value("peer_calls_created") is not None
+    monkeypatch.setattr(prometheus_metrics, "_use_created", False)
+    assert registry.get_sample_value("vigil_function_calls_created", labels) is None
