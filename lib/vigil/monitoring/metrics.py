@@ -551,7 +551,7 @@ class _FunctionCollector(Collector):
             created = rec.created if _prometheus_metrics._use_created else None
             duration.add_metric([rec.name], points, total)
             if created is not None:
-                duration.samples.append(Sample("vigil_function_duration_seconds_created",
+                duration.samples.append(Sample(duration.name + "_created",
                                                {"function": rec.name}, created))
             calls.add_metric([rec.name], count, created=created)
             for kind, n in sorted(failures.items()):
