@@ -343,3 +343,31 @@ def test_log_levels_take_the_stdlib_aliases() -> None:
                        ).monitoring.logging.level == "CRITICAL"
     with pytest.raises(ConfigError, match="WARNING"):
         load_config(overrides={"monitoring": {"logging": {"level": "loud"}}})
+
+
+def test_a_bad_variable_never_breaks_the_import_or_the_exit() -> None:
+    """With VIGIL_EXPORTER_PORT=abc, `import vigil` works, calls that need no configuration
+    work, the first that needs it raises ConfigError naming the key, and the interpreter's exit
+    (alert and span flushes) writes no traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import vigil\n"
+        "vigil.alert_manager.register_handler(lambda alert: None)\n"
+        "with vigil.trace_context('Script', 'main'):\n"
+        "    pass\n"
+        "try:\n"
+        "    vigil.CircuitBreaker(name='needs-config')\n"
+        "except vigil.ConfigError as err:\n"
+        "    print('ConfigError', err.key)\n")
+    env = {**os.environ, "VIGIL_EXPORTER_PORT": "abc",
+           "PYTHONPATH": os.pathsep.join([str(root / "lib"), str(root / "exporter")])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "ConfigError exporter.port"
+    assert "Traceback" not in done.stderr

@@ -570,7 +570,10 @@ class AlertManager:
         with self._lock:
             if self._closed:
                 return
-        timeout = get_config().monitoring.alerts.exit_flush_timeout
+        try:
+            timeout = get_config().monitoring.alerts.exit_flush_timeout
+        except Exception:  # a configuration that never loaded (a bad VIGIL_* variable)
+            timeout = 5.0
         if timeout > 0 and self.flush(timeout):
             return
         with self._lock:

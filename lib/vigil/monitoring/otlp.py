@@ -233,7 +233,10 @@ class SpanExport:
         return flushed and left == 0
 
     def _at_exit(self) -> None:
-        timeout = get_config().monitoring.tracing.exit_flush_timeout
+        try:
+            timeout = get_config().monitoring.tracing.exit_flush_timeout
+        except Exception:  # a configuration that never loaded: the default, not a traceback
+            timeout = 5.0
         with self._lock:
             if self._stopping or self._thread is None:
                 return
