@@ -28,15 +28,17 @@ a redirect to the slash-terminated path, an app without a router) is ``route="<u
 one series however many paths. ``route_of=`` replaces the finder for other frameworks; a finder
 that raises counts the request as unmatched.
 
-**Tracing.** Each request runs in a server span ``trace_context("http", "HTTP <method>")``,
-the current span while the app runs, so every log line the handlers write carries its trace id,
-and spans they start are its children. It continues an incoming ``traceparent``/``tracestate``
-(unless a span of that trace is already current, as under OpenTelemetry's own middleware, which
-is then the parent), and is a child of any current OpenTelemetry span. Its metadata holds the
-method and path (never the query string); the route is not known when the span starts, so it
-is in the metrics only. The span ends ``"error"`` when the app raises; a 5xx response the app
-sends itself is the metrics' to tell. ``response_trace_header="traceresponse"`` (or any name)
-adds the server span's ``traceparent`` value to each response; off by default.
+**Tracing.** Each request runs in a span ``trace_context("http", "HTTP <method>",
+kind="server")``, renamed ``"<method> <route>"`` (``GET /items/{item_id}``) once the app has
+routed it, the current span while the app runs, so every log line the handlers write carries its
+trace id, and spans they start are its children. It continues an incoming
+``traceparent``/``tracestate`` (unless a span of that trace is already current, as under
+OpenTelemetry's own middleware, which is then the parent), and is a child of any current
+OpenTelemetry span. Its metadata holds the method and path (never the query string); its name
+holds the route template only, so the duration series it feeds stays bounded like the metrics.
+The span ends ``"error"`` when the app raises; a 5xx response the app sends itself is the
+metrics' to tell. ``response_trace_header="traceresponse"`` (or any name) adds the server span's
+``traceparent`` value to each response; off by default.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from vigil._http import ROUTE_KEY, HttpMetrics, method_label, server_parent
+from vigil._http import ROUTE_KEY, UNMATCHED_ROUTE, HttpMetrics, method_label, server_parent
 from vigil.clock import SYSTEM_CLOCK, Clock
 from vigil.monitoring.context import SpanContext, current_span, format_traceparent, use_span
 from vigil.monitoring.tracing import ExecutionTracer, trace_context
@@ -119,17 +121,24 @@ class VigilMiddleware:
 
         parent = server_parent(_trace_headers(scope))
         metadata = {"http.request.method": scope.get("method"), "url.path": scope.get("path")}
+        span = trace_context("http", f"HTTP {method}", metadata, tracer=self._tracer,
+                             kind="server")
+        route: str | None = None
         start = self._monotonic()
         try:
             # use_span(None) would hide a current OpenTelemetry span: only a real parent is set.
             with use_span(parent) if parent is not None else nullcontext():
-                async with trace_context("http", f"HTTP {method}", metadata,
-                                         tracer=self._tracer):
+                async with span:
                     server = current_span()
-                    await self.app(scope, receive, send_and_note)
+                    try:
+                        await self.app(scope, receive, send_and_note)
+                    finally:
+                        # Known only now: the span takes the route's name, as the metrics do.
+                        route = self._route(scope)
+                        span.update(operation=f"{method} {route or UNMATCHED_ROUTE}")
         finally:
             seconds = self._monotonic() - start
-            self._metrics.record(method, self._route(scope), status, seconds)
+            self._metrics.record(method, route, status, seconds)
 
     def _route(self, scope: Scope) -> str | None:
         try:

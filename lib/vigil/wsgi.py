@@ -40,14 +40,14 @@ in ``MIDDLEWARE``::
 
 A finder that raises counts the request as unmatched.
 
-**Tracing.** As in :mod:`vigil.asgi`: a server span ``trace_context("http", "HTTP <method>")``
-that continues an incoming ``traceparent``/``tracestate`` (``HTTP_TRACEPARENT``,
-``HTTP_TRACESTATE``) and is the current span while the app runs, including while the body is
-iterated and closed, so log lines written there carry its trace id. The request runs in its own
-copy of the context: the span is never left current in the server's thread, even by a server
-that forgets ``close()``. It ends ``"error"`` when the app raises. ``response_trace_header=``
-adds the span's ``traceparent`` value to the response under that name; off by default.
-"""
+**Tracing.** As in :mod:`vigil.asgi`: a span ``trace_context("http", "HTTP <method>",
+kind="server")``, renamed ``"<method> <route>"`` when the request is recorded, that continues an
+incoming ``traceparent``/``tracestate`` (``HTTP_TRACEPARENT``, ``HTTP_TRACESTATE``) and is the
+current span while the app runs, including while the body is iterated and closed, so log lines
+written there carry its trace id. The request runs in its own copy of the context: the span is
+never left current in the server's thread, even by a server that forgets ``close()``. It ends
+``"error"`` when the app raises. ``response_trace_header=`` adds the span's ``traceparent``
+value to the response under that name; off by default. """
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import CollectorRegistry
 
-from vigil._http import ROUTE_KEY, HttpMetrics, method_label, server_parent
+from vigil._http import ROUTE_KEY, UNMATCHED_ROUTE, HttpMetrics, method_label, server_parent
 from vigil.clock import SYSTEM_CLOCK, Clock
 from vigil.monitoring.context import (
     SpanContext,
@@ -149,7 +149,7 @@ class _Request:
         metadata = {"http.request.method": environ.get("REQUEST_METHOD"),
                     "url.path": environ.get("PATH_INFO")}
         self.scope = trace_context("http", f"HTTP {self.method}", metadata,
-                                   tracer=self.middleware._tracer)
+                                   tracer=self.middleware._tracer, kind="server")
         self.scope.__enter__()
         self.server = current_span()
         self.start = self.middleware._monotonic()
@@ -184,14 +184,16 @@ class _Request:
         self.done = True
         seconds = self.middleware._monotonic() - self.start
         status = self.status if error is None or self.sent else "500"
+        route = self.route if self.route is not None else self.middleware._route(self.environ)
         if self.scope is not None:
+            # Known only now: the span takes the route's name, as the metrics do.
+            self.scope.update(operation=f"{self.method} {route or UNMATCHED_ROUTE}")
             if error is None:
                 self.scope.__exit__(None, None, None)
             else:
                 self.scope.__exit__(type(error), error, error.__traceback__)
         if self.parent is not None:
             detach(self.parent)
-        route = self.route if self.route is not None else self.middleware._route(self.environ)
         self.middleware._metrics.record(self.method, route, status, seconds)
 
 

@@ -24,8 +24,9 @@ lists of one of them as they are, anything else as JSON text; lone surrogates re
 ``vigil.component``, ``vigil.operation`` and, unless it is ``"success"``, ``vigil.status``.
 Status ``ERROR`` (with the exception's message) when the entry ended with an error or status
 ``"error"``, else unset; an error is also an ``exception`` event (``exception.type``,
-``exception.message``). Kind ``SERVER`` for an entry whose parent came from another process
-(``continue_trace``), else ``INTERNAL``. Scope ``vigil``.
+``exception.message``). Kind: the one ``trace_context(..., kind=...)`` was given, else ``SERVER``
+for an entry whose parent came from another process (``continue_trace``), else ``INTERNAL``.
+Scope ``vigil``.
 
 **A collector that is down or slow costs nothing but drops.** When the queue is full, further
 entries are dropped and counted in ``vigil_traces_dropped_total{reason="export_queue_full"}``; a
@@ -408,6 +409,7 @@ class _Converter:
         self._flags = TraceFlags(TraceFlags.SAMPLED)
         self._state = TraceState
         self._server, self._internal = SpanKind.SERVER, SpanKind.INTERNAL
+        self._kinds = {kind.name.lower(): kind for kind in SpanKind}
         self._status, self._error = Status, StatusCode.ERROR
         self._unset = Status(StatusCode.UNSET)
         self._scope = InstrumentationScope("vigil", _VERSION)
@@ -464,7 +466,9 @@ class _Converter:
                 events = (self._event("exception", event_attributes, end),)
         else:
             status = self._unset
-        kind = self._server if parent is not None and parent.remote else self._internal
+        given = getattr(entry, "kind", None)  # set only by a scope given a kind
+        kind = (self._kinds[given] if given is not None
+                else self._server if parent is not None and parent.remote else self._internal)
         return self._span(
             name=f"{component}.{operation}", context=context,
             parent=parent_context, resource=resource, attributes=attributes, events=events,

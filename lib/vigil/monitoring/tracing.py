@@ -100,6 +100,7 @@ from vigil.monitoring.sampling import Sampler, sampler_from_env
 from vigil.text import safe_text
 
 __all__ = [
+    "SPAN_KINDS",
     "ExecutionTracer",
     "TraceScope",
     "WarningLogger",
@@ -121,6 +122,7 @@ _detach = _context.detach
 _new_object = object.__new__
 _Token = Token
 _FROM_CONTEXT: Any = object()  # _start's parent: whatever span is current
+SPAN_KINDS = ("client", "consumer", "internal", "producer", "server")  # OpenTelemetry's
 
 
 
@@ -139,7 +141,7 @@ class _Entry:
     lock can be formatted after releasing it.
     """
 
-    __slots__ = ("component", "end", "error", "id", "metadata", "operation", "parent",
+    __slots__ = ("component", "end", "error", "id", "kind", "metadata", "operation", "parent",
                  "parent_id", "recorded", "span", "start", "start_wall", "status", "token")
 
     # Built only by ExecutionTracer._start, field by field (no __init__: a Python-level
@@ -158,6 +160,7 @@ class _Entry:
     status: str | None  # None while it runs
     error: dict[str, Any] | None
     token: Token[SpanContext | None] | None  # while current: what _end restores
+    kind: str  # (SPAN_KINDS) set only by a scope given one: read getattr(entry, "kind", None)
 
 
 class _Series:
@@ -861,17 +864,18 @@ class TraceScope:
     One instance traces one block at a time; entering it again after it exits starts a new entry.
     """
 
-    __slots__ = ("_component", "_entry", "_metadata", "_operation", "_tracer", "_used")
+    __slots__ = ("_component", "_entry", "_kind", "_metadata", "_operation", "_tracer", "_used")
 
     _used: ExecutionTracer  # set by __enter__
 
     # trace_context() sets these same fields without calling __init__: keep the two in step.
     def __init__(self, component: str, operation: str, metadata: Mapping[str, Any] | None = None,
-                 tracer: ExecutionTracer | None = None) -> None:
+                 tracer: ExecutionTracer | None = None, kind: str | None = None) -> None:
         self._component = component
         self._operation = operation
         self._metadata = metadata
         self._tracer = tracer
+        self._kind = _span_kind(kind)
         self._entry: _Entry | None = None  # while the block runs
 
     def __enter__(self) -> str:
@@ -879,9 +883,30 @@ class TraceScope:
             raise RuntimeError("this trace_context is already active; make one per block")
         tracer = self._tracer if self._tracer is not None else execution_tracer
         entry = tracer._start(self._component, self._operation, self._metadata, enter=True)
+        if self._kind is not None:
+            entry.kind = self._kind
         self._used = tracer
         self._entry = entry
         return entry.id
+
+    def update(self, *, operation: str | None = None,
+               metadata: Mapping[str, Any] | None = None) -> None:
+        """While the block runs: rename the entry's operation and/or add ``metadata`` to it.
+
+        For what is known only once the work is under way (an HTTP server span learns its route
+        after routing). The operation is a label of ``vigil_trace_duration_seconds``: give it a
+        value from a small set (a route template, never a raw path).
+        """
+        entry = self._entry
+        if entry is None:
+            raise RuntimeError("this trace_context is not active")
+        tracer = self._used
+        with tracer._lock:  # a running entry's fields change under the lock (see _Entry)
+            if operation is not None:
+                entry.operation = operation if type(operation) is str else safe_text(operation)
+            if metadata:
+                entry.metadata = ({**entry.metadata, **metadata} if entry.metadata
+                                  else dict(metadata))
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -903,12 +928,14 @@ class TraceScope:
 
 
 def trace_context(component: str, operation: str, metadata: Mapping[str, Any] | None = None, *,
-                  tracer: ExecutionTracer | None = None) -> TraceScope:
+                  tracer: ExecutionTracer | None = None, kind: str | None = None) -> TraceScope:
     """Trace a block: ``with trace_context("Comp", "op") as trace_id: ...``.
 
     The entry is the current span inside the block (``async with`` works too). If the block
     raises, the entry ends with ``status="error"`` and the exception's type and message, and the
-    exception propagates. ``tracer`` defaults to the module's ``execution_tracer``.
+    exception propagates. ``tracer`` defaults to the module's ``execution_tracer``. ``kind``
+    (one of :data:`SPAN_KINDS`, e.g. ``"server"`` for a request handler) is the exported
+    span's kind; by default ``server`` under a remote parent, else ``internal``.
     """
     # TraceScope.__init__ inlined (one Python call less per block); keep the two in step.
     scope: TraceScope = _new_object(TraceScope)
@@ -916,8 +943,19 @@ def trace_context(component: str, operation: str, metadata: Mapping[str, Any] | 
     scope._operation = operation
     scope._metadata = metadata
     scope._tracer = tracer
+    scope._kind = None if kind is None else _span_kind(kind)
     scope._entry = None
     return scope
+
+
+def _span_kind(kind: str | None) -> str | None:
+    if kind is None:
+        return None
+    name = kind.strip().lower() if isinstance(kind, str) else kind
+    if name not in SPAN_KINDS:
+        raise ValueError(f"trace_context: kind must be one of {', '.join(SPAN_KINDS)}, "
+                         f"got {kind!r}")
+    return name
 
 
 def trace_execution(component: str, operation: str, metadata: Mapping[str, Any] | None = None, *,

@@ -459,3 +459,17 @@ def test_the_readmes_traces_example_is_one_trace_at_the_collector(rx: OtlpReceiv
     assert {s.resource["service.name"] for s in spans.values()} == {"shop"}
     line = json.loads(next(out for out in result.stdout.splitlines() if "charging" in out))
     assert (line["trace_id"], line["span_id"]) == (checkout.trace_id, charge.span_id)
+
+
+def test_a_scope_given_a_kind_exports_that_kind(rx: OtlpReceiver) -> None:
+    """trace_context(..., kind="client") exports a CLIENT span and kind="server" a SERVER one,
+    with no remote parent needed; a plain entry stays INTERNAL."""
+    tracer, _, _ = _rig(rx)
+    with trace_context("Api", "handle", tracer=tracer, kind="server"), \
+            trace_context("Http", "call", tracer=tracer, kind="client"), \
+            trace_context("Lib", "work", tracer=tracer):
+        pass
+    assert tracer.force_flush(10)
+    kinds = {span.name: span.kind for span in rx.wait_for(3)}
+    assert kinds == {"Api.handle": "SPAN_KIND_SERVER", "Http.call": "SPAN_KIND_CLIENT",
+                     "Lib.work": "SPAN_KIND_INTERNAL"}

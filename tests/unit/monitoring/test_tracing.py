@@ -895,3 +895,28 @@ def test_eviction_under_threads_keeps_indexes_consistent() -> None:
     assert len(rig.tracer._entries) == 100
     counted = (rig.sample("_count", "T", "a") or 0) + (rig.sample("_count", "T", "b") or 0)
     assert counted == 8000
+
+
+def test_a_running_scope_can_take_its_name_and_metadata_late() -> None:
+    """TraceScope.update() renames the operation and adds metadata while the block runs: the
+    entry and the duration series carry the new name; outside a block it raises."""
+    rig = Rig()
+    scope = trace_context("http", "HTTP GET", {"url.path": "/items/7"}, tracer=rig.tracer)
+    with scope as span_id:
+        scope.update(operation="GET /items/{item_id}", metadata={"route": "/items/{item_id}"})
+    entry = rig.tracer.get_trace(span_id)
+    assert entry is not None
+    assert entry["operation"] == "GET /items/{item_id}"
+    assert entry["metadata"] == {"url.path": "/items/7", "route": "/items/{item_id}"}
+    assert rig.registry.get_sample_value(
+        f"{DURATION}_count", {"component": "http", "operation": "GET /items/{item_id}",
+                              "status": "success"}) == 1
+    with pytest.raises(RuntimeError, match="not active"):
+        scope.update(operation="late")
+
+
+def test_a_scope_kind_must_be_one_of_opentelemetrys() -> None:
+    """kind= takes server, client, producer, consumer or internal (any case); others raise."""
+    assert trace_context("C", "op", kind="SERVER")._kind == "server"
+    with pytest.raises(ValueError, match="server"):
+        trace_context("C", "op", kind="backend")
