@@ -102,10 +102,10 @@ def test_user_ids_and_paths_are_capped_and_memory_stays_flat(distinct: int) -> N
     assert counters[(("user_id", "other"),)] == distinct - CAP
     assert sum(counters.values()) == distinct
     assert _dropped(reg, "user_requests_total") == distinct - CAP
-    counts = _series(reg, "path_latency_ms_count")
+    counts = _series(reg, "path_latency_seconds_count")  # exposed in seconds
     assert len(counts) == CAP + 1
     assert counts[(("path", "other"),)] == distinct - CAP
-    assert _dropped(reg, "path_latency_ms") == distinct - CAP
+    assert _dropped(reg, "path_latency_seconds") == distinct - CAP
     assert growth < GROWTH_LIMIT, f"{growth} bytes still allocated after the cap"
     # The scrape is bounded too: CAP+1 counter series and CAP+1 histograms of 15 buckets.
     assert len(generate_latest(reg)) < 2_000_000

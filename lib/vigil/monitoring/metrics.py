@@ -6,11 +6,13 @@ Two views of the same records:
   ``record_histogram("response_time_ms", 123.4)``: ``get_metric_stats(name)`` and
   ``get_all_metrics()`` answer from a bounded history per name (``metrics.retention_count``
   records). Stats cover the records still retained.
-* **Prometheus, by conventional names**, on the monitor's own ``CollectorRegistry``
-  (``.registry``): the seed name is sanitised (``my_function.duration_ms`` ->
-  ``my_function_duration_ms``), counters get ``_total``, tags become labels, and histogram
-  buckets follow the unit suffix (``_ms`` -> milliseconds, ``_seconds`` -> seconds,
-  ``_bytes`` -> bytes).
+* **Prometheus, by conventional names**, on the monitor's registry (``.registry``): the seed
+  name is sanitised (``my_function.duration`` -> ``my_function_duration``), counters get
+  ``_total``, tags become labels, and a name in milliseconds is exposed in Prometheus's base
+  unit, seconds (``response_time_ms``, ``x.duration_milliseconds`` -> ``..._seconds``, each
+  value divided by 1000; the local view keeps what was recorded). Histogram buckets follow the
+  unit (seconds, ``_bytes``, else generic). HELP is ``description=`` when the first record of
+  a name gives one, else generated.
 
 One name keeps one kind and one set of tag keys; a mismatch raises ``ValueError`` at the call
 that introduced it. Label sets per metric are capped (``metrics.max_series_per_metric``).
@@ -109,6 +111,16 @@ def _label_name(tag: str) -> str:
     return "tag" + cleaned if cleaned.startswith("__") else cleaned
 
 
+_MILLISECONDS = re.compile(r"_(?:ms|milliseconds)(?=(?:_total)?$)", re.IGNORECASE)
+
+
+def _in_base_units(prom: str) -> tuple[str, float]:
+    """A name in milliseconds as Prometheus wants it, in seconds: ``x_duration_ms`` ->
+    (``x_duration_seconds``, 0.001); any other name as it is, factor 1."""
+    converted = _MILLISECONDS.sub("_seconds", prom)
+    return (converted, 0.001) if converted != prom else (prom, 1.0)
+
+
 def _buckets_for(name: str) -> tuple[float, ...]:
     lowered = name.lower()
     if lowered.endswith(("_ms", "_milliseconds")):
@@ -130,6 +142,7 @@ class _Series:
     history: deque[tuple[float, float, Mapping[str, str] | None]]
     family: instruments.Family[Any] | None
     unlabelled: Any = None  # the metric itself when there are no tags
+    scale: float = 1.0  # Prometheus value = recorded value x scale (0.001: ms -> seconds)
     # The decorator's seed names (name.duration_ms/.calls/.errors) are views of one shared
     # history of calls instead of three histories appended to on every call.
     view: Callable[[], list[tuple[float, float, Mapping[str, str] | None]]] | None = None
@@ -177,9 +190,11 @@ class PerformanceMonitor:
     # --- the seed's recording API ---------------------------------------------------------
 
     def increment_counter(self, name: str, value: float = 1,
-                          tags: Mapping[str, object] | None = None) -> None:
+                          tags: Mapping[str, object] | None = None, *,
+                          description: str | None = None) -> None:
         """Add ``value`` (a finite number >= 0) to counter ``name`` (Prometheus:
-        ``<name>_total``). NaN, infinite and negative increments raise ``ValueError``."""
+        ``<name>_total``). NaN, infinite and negative increments raise ``ValueError``.
+        ``description`` is the Prometheus HELP text (used when the name is first recorded)."""
         try:
             ok = 0 <= value < _INF  # NaN fails both comparisons
         except Exception:  # not a number at all (or a Decimal NaN, which raises)
@@ -187,17 +202,20 @@ class PerformanceMonitor:
         if not ok:
             raise ValueError(f"counter {safe_text(name)!r}: increment must be a finite number "
                              f">= 0, got {_shown(value)}")
-        self._record(name, "counter", value, tags)
+        self._record(name, "counter", value, tags, description)
 
     def record_gauge(self, name: str, value: float,
-                     tags: Mapping[str, object] | None = None) -> None:
-        """Set gauge ``name`` to ``value``."""
-        self._record(name, "gauge", value, tags)
+                     tags: Mapping[str, object] | None = None, *,
+                     description: str | None = None) -> None:
+        """Set gauge ``name`` to ``value`` (``description``: the HELP text, as above)."""
+        self._record(name, "gauge", value, tags, description)
 
     def record_histogram(self, name: str, value: float,
-                         tags: Mapping[str, object] | None = None) -> None:
+                         tags: Mapping[str, object] | None = None, *,
+                         description: str | None = None) -> None:
         """Observe ``value`` (a finite number >= 0) in histogram ``name``; buckets fit its unit
-        suffix. NaN, infinite and negative values raise ``ValueError``."""
+        suffix. NaN, infinite and negative values raise ``ValueError``. ``description``: the
+        HELP text, as above."""
         try:
             ok = 0 <= value < _INF
         except Exception:
@@ -205,14 +223,15 @@ class PerformanceMonitor:
         if not ok:
             raise ValueError(f"histogram {safe_text(name)!r}: observation must be a finite "
                              f"number >= 0, got {_shown(value)}")
-        self._record(name, "histogram", value, tags)
+        self._record(name, "histogram", value, tags, description)
 
     def _record(self, name: str, kind: MetricKind, value: float,
-                tags: Mapping[str, object] | None) -> None:
-        series, tags = self._get_series(name, kind, tags)
+                tags: Mapping[str, object] | None, description: str | None = None) -> None:
+        series, tags = self._get_series(name, kind, tags, description=description)
         child = series.child(tags)
         if child is not None:  # None for the decorator's local-only seed names
-            getattr(child, _UPDATE[kind])(value)
+            # In base units for Prometheus: a seed name in milliseconds is exposed in seconds.
+            getattr(child, _UPDATE[kind])(value if series.scale == 1.0 else value * series.scale)
         series.history.append((self._clock.time(), float(value), _frozen_tags(tags)))
 
     def get_metric_stats(self, name: str) -> dict[str, float | int | None]:
@@ -297,7 +316,7 @@ class PerformanceMonitor:
         return series if series is not None else self._series.get(safe_text(name))
 
     def _get_series(self, name: str, kind: MetricKind, tags: Mapping[str, object] | None,
-                    *, local_only: bool = False
+                    *, local_only: bool = False, description: str | None = None
                     ) -> tuple[_Series, Mapping[str, object] | None]:
         """The series and the tags to record it with (keys as text if they had to be)."""
         try:  # _find inlined: this is every record's first step
@@ -306,7 +325,7 @@ class PerformanceMonitor:
             series = None
         if series is None:
             series = self._series.get(safe_text(name)) or \
-                self._create_series(name, kind, tags, local_only)
+                self._create_series(name, kind, tags, local_only, description)
         if series.kind != kind:
             raise ValueError(f"metric {series.name!r} is a {series.kind}; it cannot also be "
                              f"used as a {kind}")
@@ -322,24 +341,26 @@ class PerformanceMonitor:
         return series, tags
 
     def _create_series(self, name: str, kind: MetricKind, tags: Mapping[str, object] | None,
-                       local_only: bool) -> _Series:
+                       local_only: bool, description: str | None = None) -> _Series:
         name = safe_text(name)
         tag_keys = tuple(sorted(safe_text(k) for k in tags)) if tags else ()
         with self._lock:
             existing = self._series.get(name)
             if existing is not None:
                 return existing
-            family = None if local_only else self._register(name, kind, tag_keys)
+            family, scale = (None, 1.0) if local_only else self._register(
+                name, kind, tag_keys, description)
             series = _Series(name=name, kind=kind, tag_keys=tag_keys,
-                             history=deque(maxlen=self._retention), family=family)
+                             history=deque(maxlen=self._retention), family=family, scale=scale)
             if family is not None and not tag_keys:
                 series.unlabelled = family.metric
             self._series[name] = series
             return series
 
-    def _register(self, name: str, kind: MetricKind,
-                  tag_keys: tuple[str, ...]) -> instruments.Family[Any]:
-        prom = prometheus_name(name)
+    def _register(self, name: str, kind: MetricKind, tag_keys: tuple[str, ...],
+                  description: str | None = None) -> tuple[instruments.Family[Any], float]:
+        """The Prometheus family of seed name ``name`` and the factor its values take there."""
+        prom, scale = _in_base_units(prometheus_name(name))
         if kind == "counter" and not prom.endswith("_total"):
             prom += "_total"
         owner = self._prom_owner.get(prom)
@@ -350,7 +371,9 @@ class PerformanceMonitor:
         if len(set(labels)) != len(labels):
             raise ValueError(f"metric {name!r}: tags {list(tag_keys)} collide as label names "
                              f"{labels}")
-        doc = f"vigil metric {name!r} ({kind}) recorded through PerformanceMonitor."
+        doc = (safe_text(description) if description else
+               f"vigil metric {name!r} ({kind}) recorded through PerformanceMonitor"
+               + (" (in seconds; recorded in milliseconds)." if scale != 1.0 else "."))
         family: instruments.Family[Any]
         if kind == "counter":
             family = instruments.counter(self.registry, prom, doc, labels)
@@ -360,7 +383,7 @@ class PerformanceMonitor:
             family = instruments.histogram(self.registry, prom, doc, labels,
                                            buckets=_buckets_for(prom))
         self._prom_owner[prom] = name
-        return family
+        return family, scale
 
     def _local_series(self, name: str, kind: MetricKind) -> _Series:
         """A series kept only locally (the decorator's seed names; Prometheus gets vigil_*)."""

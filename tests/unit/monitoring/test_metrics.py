@@ -57,8 +57,11 @@ def test_counter_gauge_histogram_reach_prometheus_under_sanitised_names() -> Non
     reg = monitor.registry
     assert reg.get_sample_value("agent_executions_total") == 2
     assert reg.get_sample_value("queue_depth") == 7
-    assert reg.get_sample_value("agent_duration_ms_count") == 1
-    assert reg.get_sample_value("agent_duration_ms_sum") == 40
+    # Milliseconds are exposed in Prometheus's base unit; the local view keeps them.
+    assert reg.get_sample_value("agent_duration_ms_count") is None
+    assert reg.get_sample_value("agent_duration_seconds_count") == 1
+    assert reg.get_sample_value("agent_duration_seconds_sum") == pytest.approx(0.04)
+    assert monitor.get_metric_stats("agent.duration_ms")["sum"] == 40
 
 
 def test_prometheus_name_handles_awkward_input() -> None:
@@ -69,14 +72,15 @@ def test_prometheus_name_handles_awkward_input() -> None:
         prometheus_name("")
 
 
-def test_millisecond_histograms_get_millisecond_buckets() -> None:
-    """A name ending in _ms gets buckets in milliseconds, a _seconds name in seconds."""
+def test_millisecond_histograms_are_exposed_in_seconds() -> None:
+    """A name ending in _ms is exposed as _seconds with seconds buckets (123.4 ms lands in
+    le=0.25), as a _seconds name is; neither has millisecond buckets."""
     monitor = _monitor()
     monitor.record_histogram("response_time_ms", 123.4)
     monitor.record_histogram("wait_seconds", 0.2)
     reg = monitor.registry
-    assert reg.get_sample_value("response_time_ms_bucket", {"le": "100.0"}) == 0
-    assert reg.get_sample_value("response_time_ms_bucket", {"le": "250.0"}) == 1
+    assert reg.get_sample_value("response_time_seconds_bucket", {"le": "0.1"}) == 0
+    assert reg.get_sample_value("response_time_seconds_bucket", {"le": "0.25"}) == 1
     assert reg.get_sample_value("wait_seconds_bucket", {"le": "0.25"}) == 1
     assert reg.get_sample_value("wait_seconds_bucket", {"le": "250.0"}) is None
 
@@ -133,7 +137,7 @@ def test_history_is_bounded_by_retention_count() -> None:
     assert stats["count"] == 3
     assert (stats["min"], stats["max"]) == (7, 9)
     assert len(monitor.get_all_metrics()["latency_ms"]) == 3
-    assert monitor.registry.get_sample_value("latency_ms_count") == 10
+    assert monitor.registry.get_sample_value("latency_seconds_count") == 10
 
 
 def test_retention_follows_configure() -> None:
@@ -445,3 +449,23 @@ def test_function_series_carry_created_like_prometheus_clients_own(
     assert registry.get_sample_value("peer_calls_created") is not None
     monkeypatch.setattr(prometheus_metrics, "_use_created", False)
     assert registry.get_sample_value("vigil_function_calls_created", labels) is None
+
+
+def test_a_description_is_the_help_text_and_ms_counters_and_gauges_are_seconds() -> None:
+    """description= gives the family its HELP; counters and gauges in milliseconds are exposed
+    in seconds too, with seconds buckets for histograms; two seed names that would become one
+    Prometheus name are refused."""
+    monitor = _monitor()
+    monitor.increment_counter("busy_ms", 1500, description="Time spent busy.")
+    monitor.record_gauge("lag_milliseconds", 250)
+    monitor.record_histogram("fetch.latency_ms", 120, description="Fetch latency.")
+    reg = monitor.registry
+    assert reg.get_sample_value("busy_seconds_total") == pytest.approx(1.5)
+    assert reg.get_sample_value("lag_seconds") == pytest.approx(0.25)
+    assert reg.get_sample_value("fetch_latency_seconds_bucket", {"le": "0.25"}) == 1
+    helps = {f.name: f.documentation for f in reg.collect()}
+    assert helps["busy_seconds"] == "Time spent busy."
+    assert helps["fetch_latency_seconds"] == "Fetch latency."
+    assert "milliseconds" in helps["lag_seconds"]
+    with pytest.raises(ValueError, match="rename one"):
+        monitor.record_gauge("lag_seconds", 1)
