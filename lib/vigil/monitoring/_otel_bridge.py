@@ -59,9 +59,11 @@ class VigilSpan(NonRecordingSpan):
         return f"VigilSpan({self.vigil!r})"
 
 
-def enter(span: SpanContext) -> object:
-    """Make ``span`` OpenTelemetry's current span; returns the token :func:`leave` takes."""
-    return otel_context.attach(otel_trace.set_span_in_context(VigilSpan(span)))
+def enter(span: SpanContext | None) -> object:
+    """Make ``span`` OpenTelemetry's current span (``None``: no span, as vigil's side has none);
+    returns the token :func:`leave` takes."""
+    current = VigilSpan(span) if span is not None else otel_trace.INVALID_SPAN
+    return otel_context.attach(otel_trace.set_span_in_context(current))
 
 
 def leave(token: object) -> None:

@@ -152,8 +152,9 @@ def _join(span: SpanContext | None,
     plain token so callers keep one type; a :class:`_Joint` is told apart by its type.
     """
     bridge = _bridged()
-    if bridge is None or span is None:
+    if bridge is None:
         return token
+    # span None too: use_span(None) leaves no current span on either side.
     return _Joint(token, bridge.enter(span), bridge.leave)  # type: ignore[return-value]
 
 

@@ -297,3 +297,16 @@ def test_a_bridge_that_cannot_be_imported_leaves_vigils_own_span(
     monkeypatch.setattr(sys, "meta_path", sys.meta_path[1:])
     with sdk.tracer.start_as_current_span("otel") as otel:
         assert _span_id() == _hex(otel)[1]
+
+
+def test_use_span_none_leaves_no_current_span_on_either_side(sdk: Sdk) -> None:
+    """use_span(None) inside an SDK span hides it too: current_span() is None and an SDK span
+    started there begins a trace of its own; leaving restores the outer one."""
+    with sdk.tracer.start_as_current_span("outer") as outer:
+        with use_span(None):
+            assert current_span() is None
+            with sdk.tracer.start_as_current_span("detached") as detached:
+                pass
+        assert _span_id() == _hex(outer)[1]
+    assert sdk.ended("detached").parent is None
+    assert _hex(detached)[0] != _hex(outer)[0]
