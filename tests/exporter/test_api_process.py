@@ -10,26 +10,19 @@ import json
 import os
 import select
 import signal
-import socket
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
+from tests.exporter.api_rig import HOST, ME, MINE, Rig, api_rig, process_headers
 
 import vigil
-from vigil.config import ExporterSettings
 from vigil.error_handling.breaker import CircuitBreaker
-from vigil.monitoring.alerts import AlertManager
 from vigil.monitoring.logs import StructuredLogger
-from vigil.monitoring.metrics import PerformanceMonitor
-from vigil.monitoring.tracing import ExecutionTracer, trace_context
-from vigil.testing import FakeClock
+from vigil.monitoring.tracing import trace_context
 from vigil_exporter.app import (
     AlertInfo,
     BreakerInfo,
@@ -38,56 +31,18 @@ from vigil_exporter.app import (
     MetricStats,
     TraceEntry,
     TraceTree,
-    create_app,
 )
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # Starlette prefers the httpx2 fork for its TestClient
-    from fastapi.testclient import TestClient
-
-HOST = socket.gethostname()
-ME = {"pid": os.getpid(), "host": HOST, "multiprocess": False}
 WAIT = 30.0  # real seconds the forked worker gets to answer (a bounded wait, never slept)
-
-
-@dataclass
-class Rig:
-    client: TestClient
-    alerts: AlertManager
-    tracer: ExecutionTracer
-    monitor: PerformanceMonitor
-    registry: CollectorRegistry
-
-
-@contextlib.contextmanager
-def _rig(**settings: Any) -> Iterator[Rig]:
-    registry = CollectorRegistry()
-    clock = FakeClock()
-    alerts = AlertManager(registry=registry, clock=clock)
-    tracer = ExecutionTracer(registry=registry, clock=clock)
-    monitor = PerformanceMonitor(registry=registry)
-    settings.setdefault("allowed_hosts", ("testserver",))
-    app = create_app(settings=ExporterSettings(**settings), registry=registry,
-                     alert_manager=alerts, tracer=tracer, monitor=monitor)
-    try:
-        with TestClient(app) as client:
-            yield Rig(client, alerts, tracer, monitor, registry)
-    finally:
-        alerts.close()
 
 
 @pytest.fixture
 def rig() -> Iterator[Rig]:
     """An exporter app on fresh collaborators, its lifespan running."""
-    with _rig() as built:
+    with api_rig() as built:
         yield built
 
 
-def _process_headers(response: Any) -> dict[str, str]:
-    return {k: response.headers[k] for k in ("Vigil-Pid", "Vigil-Host", "Vigil-Multiprocess")}
-
-
-MINE = {"Vigil-Pid": str(os.getpid()), "Vigil-Host": HOST, "Vigil-Multiprocess": "false"}
 
 
 def test_list_answers_name_the_process_and_label_every_entry(rig: Rig) -> None:
@@ -106,7 +61,7 @@ def test_list_answers_name_the_process_and_label_every_entry(rig: Rig) -> None:
     for path, model in models.items():
         response = rig.client.get(path)
         assert response.status_code == 200, path
-        assert _process_headers(response) == MINE, path
+        assert process_headers(response) == MINE, path
         entries = [model.model_validate(e).model_dump() for e in response.json()]
         assert entries, path
         assert {(e["pid"], e["host"]) for e in entries} == {(os.getpid(), HOST)}, path
@@ -122,7 +77,7 @@ def test_object_answers_carry_a_process_object(rig: Rig) -> None:
         pass
     rig.monitor.record_histogram("step_ms", 5.0)
     tree = rig.client.get(f"/api/traces/{root}")
-    assert _process_headers(tree) == MINE
+    assert process_headers(tree) == MINE
     parsed = TraceTree.model_validate(tree.json())
     assert parsed.process.model_dump() == ME
     assert (parsed.pid, parsed.host) == (os.getpid(), HOST)
@@ -130,10 +85,10 @@ def test_object_answers_carry_a_process_object(rig: Rig) -> None:
         ("call", os.getpid(), HOST)]
     assert "process" not in tree.json()["children"][0]
     stats = rig.client.get("/api/metrics/step_ms/stats")
-    assert _process_headers(stats) == MINE
+    assert process_headers(stats) == MINE
     assert MetricStats.model_validate(stats.json()).process.model_dump() == ME
     deliveries = rig.client.get("/api/deliveries")
-    assert _process_headers(deliveries) == MINE
+    assert process_headers(deliveries) == MINE
     assert DeliveriesInfo.model_validate(deliveries.json()).process.model_dump() == ME
 
 
@@ -147,7 +102,7 @@ def test_unknown_trace_id_404_says_which_worker_looked(rig: Rig) -> None:
                               f'answered (pid {os.getpid()} on "{HOST}")')
     assert "recorded by another worker" in message
     assert "each keeps its own spans" in message
-    assert _process_headers(response) == MINE
+    assert process_headers(response) == MINE
 
 
 def test_unknown_metric_404_says_which_worker_looked(rig: Rig) -> None:
@@ -157,13 +112,13 @@ def test_unknown_metric_404_says_which_worker_looked(rig: Rig) -> None:
     message = response.json()["error"]
     assert f"pid {os.getpid()}" in message
     assert "each keeps its own records" in message
-    assert _process_headers(response) == MINE
+    assert process_headers(response) == MINE
 
 
 def test_labelled_entries_stay_within_the_byte_budget() -> None:
     """With pid and host on every entry, an answer still fits api_max_bytes and says it
     left entries out."""
-    with _rig(api_max_bytes=4096) as small:
+    with api_rig(api_max_bytes=4096) as small:
         for i in range(200):
             with trace_context("C", f"op{i}", {"blob": "x" * 50}, tracer=small.tracer):
                 pass
@@ -189,7 +144,7 @@ def test_a_log_line_keeps_the_pid_it_was_written_with(rig: Rig,
     response = rig.client.get("/api/logs", params={"component": component})
     (entry,) = response.json()
     assert (entry["pid"], entry["host"]) == (os.getpid(), "other-host")
-    assert _process_headers(response) == {"Vigil-Pid": "424242", "Vigil-Host": "other-host",
+    assert process_headers(response) == {"Vigil-Pid": "424242", "Vigil-Host": "other-host",
                                           "Vigil-Multiprocess": "true"}
     assert logger.get_recent_logs(1)[0]["pid"] == os.getpid()
 
@@ -208,9 +163,9 @@ def test_a_forked_worker_answers_as_itself() -> None:
         try:
             os.close(read_end)
             logger.info("in the worker")
-            with _rig() as worker:
+            with api_rig() as worker:
                 response = worker.client.get("/api/logs", params={"component": component})
-                answer = {"headers": _process_headers(response), "entries": response.json()}
+                answer = {"headers": process_headers(response), "entries": response.json()}
             os.write(write_end, json.dumps(answer).encode())
             code = 0
         finally:

@@ -6,67 +6,25 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import uuid
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
+from tests.exporter.api_rig import HOST, ME, MINE, Rig, api_rig, process_headers
 
-from vigil.config import ExporterSettings
-from vigil.monitoring.alerts import AlertManager
 from vigil.monitoring.context import continue_trace
-from vigil.monitoring.metrics import PerformanceMonitor
-from vigil.monitoring.tracing import ExecutionTracer, trace_context
-from vigil.testing import FakeClock
-from vigil_exporter.app import MAX_TREE_DEPTH, TraceById, TraceTree, create_app
+from vigil.monitoring.tracing import trace_context
+from vigil_exporter.app import MAX_TREE_DEPTH, TraceById, TraceTree
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # Starlette prefers the httpx2 fork for its TestClient
-    from fastapi.testclient import TestClient
-
-HOST = socket.gethostname()
-ME = {"pid": os.getpid(), "host": HOST, "multiprocess": False}
-MINE = {"Vigil-Pid": str(os.getpid()), "Vigil-Host": HOST, "Vigil-Multiprocess": "false"}
 SMALL = 1024  # the smallest exporter.api_max_bytes allowed
-
-
-@dataclass
-class Rig:
-    client: TestClient
-    tracer: ExecutionTracer
-    clock: FakeClock
-
-
-@contextlib.contextmanager
-def _rig(**settings: Any) -> Iterator[Rig]:
-    registry = CollectorRegistry()
-    clock = FakeClock()
-    alerts = AlertManager(registry=registry, clock=clock)
-    tracer = ExecutionTracer(registry=registry, clock=clock)
-    settings.setdefault("allowed_hosts", ("testserver",))
-    app = create_app(settings=ExporterSettings(**settings), registry=registry,
-                     alert_manager=alerts, tracer=tracer,
-                     monitor=PerformanceMonitor(registry=registry))
-    try:
-        with TestClient(app) as client:
-            yield Rig(client, tracer, clock)
-    finally:
-        alerts.close()
 
 
 @pytest.fixture
 def rig() -> Iterator[Rig]:
     """An exporter app on fresh collaborators, its lifespan running."""
-    with _rig() as built:
+    with api_rig() as built:
         yield built
-
-
-def _process_headers(response: Any) -> dict[str, str]:
-    return {k: response.headers[k] for k in ("Vigil-Pid", "Vigil-Host", "Vigil-Multiprocess")}
 
 
 def _trace_id() -> str:
@@ -102,7 +60,7 @@ def test_a_trace_id_answers_the_tree_the_entry_id_answers(rig: Rig) -> None:
     response = rig.client.get(f"/api/traces/{by_entry['trace_id']}")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert _process_headers(response) == MINE
+    assert process_headers(response) == MINE
     assert "Vigil-Truncated" not in response.headers
     answer = response.json()
     assert answer["process"] == by_entry.pop("process") == ME
@@ -204,13 +162,13 @@ def test_an_unknown_trace_id_is_404_naming_the_worker(rig: Rig) -> None:
                                     f'answered (pid {os.getpid()} on "{HOST}")')
     assert "evicted" in body["error"]
     assert "recorded by another worker or process" in body["error"]
-    assert _process_headers(response) == MINE
+    assert process_headers(response) == MINE
 
 
 def test_a_small_budget_leaves_the_latest_roots_out() -> None:
     """Over api_max_bytes a 32-hex answer keeps the earliest whole roots that fit, says
     truncated (body and Vigil-Truncated) and counts only the nodes kept."""
-    with _rig(api_max_bytes=SMALL) as small:
+    with api_rig(api_max_bytes=SMALL) as small:
         trace_id = _trace_id()
         for i in range(5):
             with continue_trace(_remote(trace_id)), \
@@ -231,7 +189,7 @@ def test_a_small_budget_leaves_the_latest_roots_out() -> None:
 def test_a_first_root_over_the_budget_leaves_no_root() -> None:
     """When even the first root does not fit, the answer is 200 with no roots, span_count 0
     and truncated: true (never over the budget, never an error)."""
-    with _rig(api_max_bytes=SMALL) as small:
+    with api_rig(api_max_bytes=SMALL) as small:
         trace_id = _trace_id()
         with continue_trace(_remote(trace_id)), \
                 trace_context("Svc", "huge", {"blob": "x" * 5000}, tracer=small.tracer):
@@ -247,7 +205,7 @@ def test_trace_answers_never_pass_the_budget_and_say_when_roots_are_left_out() -
     """For roots of many sizes around the budget, every 32-hex answer is at most
     api_max_bytes, and truncated is true exactly when roots were left out."""
     kept: set[int] = set()
-    with _rig(api_max_bytes=SMALL) as small:
+    with api_rig(api_max_bytes=SMALL) as small:
         for size in range(0, 900, 7):
             trace_id = _trace_id()
             for _ in range(2):
@@ -269,7 +227,7 @@ def test_an_entry_id_answers_as_before(rig: Rig) -> None:
     root = _nested(rig)
     response = rig.client.get(f"/api/traces/{root}")
     assert response.status_code == 200
-    assert _process_headers(response) == MINE
+    assert process_headers(response) == MINE
     tree = response.json()
     assert set(tree) == set(TraceTree.model_fields)
     parsed = TraceTree.model_validate(tree)

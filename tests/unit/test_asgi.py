@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,52 +10,31 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
+from tests.unit.http_rig import REMOTE_SPAN, TRACE, TRACEPARENT, HttpRig
 
 from vigil.asgi import Message, Receive, Scope, Send, VigilMiddleware, route_from_scope
 from vigil.monitoring import instruments
-from vigil.monitoring.logs import StructuredLogger
-from vigil.monitoring.tracing import ExecutionTracer
-from vigil.testing import FakeClock
 
 REQUESTS = "vigil_http_requests_total"
 DURATION = "vigil_http_request_duration_seconds"
-TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-REMOTE_SPAN = "00f067aa0ba902b7"
-TRACEPARENT = f"00-{TRACE}-{REMOTE_SPAN}-01"
 
 
-class Rig:
-    """One app under test with its own registry, tracer, fake clock and captured log lines."""
+class Rig(HttpRig):
+    """One ASGI app under test (see HttpRig), and what its lifespan handlers saw."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.clock = FakeClock()
-        self.tracer = ExecutionTracer(registry=CollectorRegistry(), clock=self.clock)
-        self.stream = io.StringIO()
-        self.logger = StructuredLogger("app", stream=self.stream, registry=CollectorRegistry())
+        super().__init__()
         self.events: list[str] = []
         self.app: Any = None
 
     def options(self, **extra: Any) -> dict[str, Any]:
         return {"registry": self.registry, "tracer": self.tracer, "clock": self.clock, **extra}
-
-    def count(self, route: str, status: str = "200", method: str = "GET") -> float | None:
-        return self.registry.get_sample_value(
-            REQUESTS, {"method": method, "route": route, "status": status})
-
-    def series(self, name: str = REQUESTS) -> list[dict[str, str]]:
-        return [sample.labels for family in self.registry.collect()
-                for sample in family.samples if sample.name == name]
-
-    def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
 
     def get(self, *paths: str, method: str = "GET",
             headers: dict[str, str] | None = None) -> list[httpx.Response]:

@@ -45,3 +45,16 @@ def test_monitoring_does_not_import_error_handling() -> None:
         source = Path(str(module.__file__)).read_text(encoding="utf-8")
         assert "from vigil.error_handling" not in source, name
         assert "import vigil.error_handling" not in source, name
+
+
+def test_the_exporter_package_resolves_every_name_it_lists_lazily() -> None:
+    """vigil_exporter's names come from their modules on first use: __all__ is the lazy table
+    plus __version__, each resolves to the defining module's object."""
+    import vigil_exporter
+
+    homes = vigil_exporter._HOMES
+    assert sorted([*homes, "__version__"]) == vigil_exporter.__all__
+    for name, home in homes.items():
+        assert getattr(vigil_exporter, name) is getattr(importlib.import_module(home), name)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        vigil_exporter.nope  # noqa: B018

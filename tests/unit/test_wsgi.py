@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-import io
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from types import SimpleNamespace
@@ -13,46 +11,23 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-from prometheus_client import CollectorRegistry
+from tests.unit.http_rig import REMOTE_SPAN, TRACE, TRACEPARENT, HttpRig
 
 from vigil.monitoring.context import current_span
-from vigil.monitoring.logs import StructuredLogger
-from vigil.monitoring.tracing import ExecutionTracer
 from vigil.testing import FakeClock
 from vigil.wsgi import VigilWSGIMiddleware, route_from_environ
 
 REQUESTS = "vigil_http_requests_total"
 DURATION = "vigil_http_request_duration_seconds"
-TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-REMOTE_SPAN = "00f067aa0ba902b7"
-TRACEPARENT = f"00-{TRACE}-{REMOTE_SPAN}-01"
 ITEM = re.compile(r"^/items/\d+$")
 
 
-class Rig:
-    """A registry, tracer, fake clock and captured log lines for one middleware under test."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.clock = FakeClock()
-        self.tracer = ExecutionTracer(registry=CollectorRegistry(), clock=self.clock)
-        self.stream = io.StringIO()
-        self.logger = StructuredLogger("app", stream=self.stream, registry=CollectorRegistry())
+class Rig(HttpRig):
+    """One WSGI middleware under test (see HttpRig)."""
 
     def wrap(self, app: WSGIApplication, **options: Any) -> VigilWSGIMiddleware:
         return VigilWSGIMiddleware(app, registry=self.registry, tracer=self.tracer,
                                    clock=self.clock, **options)
-
-    def count(self, route: str, status: str = "200", method: str = "GET") -> float | None:
-        return self.registry.get_sample_value(
-            REQUESTS, {"method": method, "route": route, "status": status})
-
-    def series(self, name: str = REQUESTS) -> list[dict[str, str]]:
-        return [sample.labels for family in self.registry.collect()
-                for sample in family.samples if sample.name == name]
-
-    def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
 
 
 class Response:
