@@ -59,6 +59,7 @@ __all__ = [
     "configure",
     "env_variables",
     "get_config",
+    "get_config_or_defaults",
     "is_loopback_host",
     "load_config",
     "mask_url",
@@ -900,6 +901,16 @@ def get_config() -> VigilConfig:
                         raise
                     return _DEFAULTS
     return _current
+
+
+def get_config_or_defaults() -> VigilConfig:
+    """The active configuration, or the built-in defaults when it cannot load: for code that
+    must not raise (the interpreter's exit flushes), where the first call that needed the
+    configuration has reported the error already."""
+    try:
+        return get_config()
+    except ConfigError:
+        return _DEFAULTS
 
 
 def configure(path_or_mapping: Source = None, *,

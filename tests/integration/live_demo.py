@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dashboards.model import PanelQuery, load_dashboards, panel_queries
+from dashboards.model import (
+    PanelQuery,
+    VariableQuery,
+    load_dashboards,
+    panel_queries,
+    variable_queries,
+)
+from dashboards.queries import TEST_VARIABLES, expand
 
 import vigil
 import vigil.config
@@ -121,6 +128,17 @@ def label_values(base_url: str, label: str, selector: str) -> list[str]:
     assert body["status"] == "success", body
     values: list[str] = body["data"]
     return values
+
+
+def variable_values(base_url: str) -> Iterator[tuple[VariableQuery, list[str]]]:
+    """Each dashboard variable with the values its label_values query gets from ``base_url``
+    (the test values substituted), asserting there are some."""
+    for dash in DASHBOARDS.values():
+        for variable in variable_queries(dash):
+            selector = expand(variable.selector or "up", TEST_VARIABLES)
+            values = label_values(base_url, variable.label, selector)
+            assert values, f"{variable.dashboard} ${variable.name}: no {variable.label} values"
+            yield variable, values
 
 
 def wait_for_every_query(base_url: str, demo: Demo, deadline: float,

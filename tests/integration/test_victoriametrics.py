@@ -28,16 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from dashboards.model import variable_queries
-from dashboards.queries import TEST_VARIABLES, expand
+from dashboards.queries import TEST_VARIABLES
 
 from tests.integration.conftest import prom_query, wait_until
 from tests.integration.live_demo import (
-    DASHBOARDS,
     QUERIES,
     Demo,
-    label_values,
     playing_demo,
+    variable_values,
     wait_for_every_query,
 )
 from tests.integration.recipe import (
@@ -172,13 +170,9 @@ def test_template_variables_work_on_victoriametrics(running: Running) -> None:
     """$job and $instance get their values from VictoriaMetrics's label API, as from Prometheus."""
     url = running.vm.url
     wait_until(lambda: prom_query(url, 'up{job="vigil"} == 1'), WAIT, "up in VictoriaMetrics")
-    for dash in DASHBOARDS.values():
-        for variable in variable_queries(dash):
-            selector = expand(variable.selector or "up", TEST_VARIABLES)
-            values = label_values(url, variable.label, selector)
-            assert values, f"{variable.dashboard} ${variable.name}: no {variable.label} values"
-            if variable.name == "job":
-                assert values == [TEST_VARIABLES["job"]]
-            else:
-                assert values == [running.demo.target]
+    for variable, values in variable_values(url):
+        if variable.name == "job":
+            assert values == [TEST_VARIABLES["job"]]
+        else:
+            assert values == [running.demo.target]
 

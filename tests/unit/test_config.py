@@ -345,14 +345,18 @@ def test_log_levels_take_the_stdlib_aliases() -> None:
         load_config(overrides={"monitoring": {"logging": {"level": "loud"}}})
 
 
-def test_a_bad_variable_never_breaks_the_import_or_the_exit() -> None:
-    """With VIGIL_EXPORTER_PORT=abc, `import vigil` works, calls that need no configuration
-    work, the first that needs it raises ConfigError naming the key, and the interpreter's exit
-    (alert and span flushes) writes no traceback."""
+@pytest.mark.parametrize(("variable", "value", "key"), [
+    ("VIGIL_EXPORTER_PORT", "abc", "exporter.port"),
+    ("VIGIL_CONFIG", "BAD_YAML", "file"),
+])
+def test_a_bad_variable_never_breaks_the_import_or_the_exit(
+        variable: str, value: str, key: str, tmp_path: Path) -> None:
+    """With a bad VIGIL_* variable (or a VIGIL_CONFIG file that is not YAML), `import vigil`
+    works, calls that need no configuration work, the first that needs it raises ConfigError
+    naming the key, and the interpreter's exit (alert and span flushes) writes no traceback."""
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     code = (
@@ -364,10 +368,13 @@ def test_a_bad_variable_never_breaks_the_import_or_the_exit() -> None:
         "    vigil.CircuitBreaker(name='needs-config')\n"
         "except vigil.ConfigError as err:\n"
         "    print('ConfigError', err.key)\n")
-    env = {**os.environ, "VIGIL_EXPORTER_PORT": "abc",
+    if value == "BAD_YAML":
+        value = str(tmp_path / "bad.yaml")
+        (tmp_path / "bad.yaml").write_text("monitoring: [\n", encoding="utf-8")
+    env = {**os.environ, variable: value,
            "PYTHONPATH": os.pathsep.join([str(root / "lib"), str(root / "exporter")])}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "ConfigError exporter.port"
+    assert done.stdout.strip().splitlines()[-1] == f"ConfigError {key}"
     assert "Traceback" not in done.stderr

@@ -67,7 +67,13 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 
 from vigil.clock import SYSTEM_CLOCK, Clock, format_rfc3339
-from vigil.config import AlertSettings, VigilConfig, get_config, on_configure
+from vigil.config import (
+    AlertSettings,
+    VigilConfig,
+    get_config,
+    get_config_or_defaults,
+    on_configure,
+)
 from vigil.forks import at_fork
 from vigil.monitoring.instruments import counter
 from vigil.monitoring.logs import TOO_DEEP, StructuredLogger
@@ -570,10 +576,7 @@ class AlertManager:
         with self._lock:
             if self._closed:
                 return
-        try:
-            timeout = get_config().monitoring.alerts.exit_flush_timeout
-        except Exception:  # a configuration that never loaded (a bad VIGIL_* variable)
-            timeout = 5.0
+        timeout = get_config_or_defaults().monitoring.alerts.exit_flush_timeout
         if timeout > 0 and self.flush(timeout):
             return
         with self._lock:

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from prometheus_client import CollectorRegistry
 
 from vigil import forks
-from vigil.config import get_config
+from vigil.config import get_config, get_config_or_defaults
 from vigil.monitoring import instruments
 from vigil.monitoring.logs import redact
 from vigil.text import safe_text
@@ -234,10 +234,7 @@ class SpanExport:
         return flushed and left == 0
 
     def _at_exit(self) -> None:
-        try:
-            timeout = get_config().monitoring.tracing.exit_flush_timeout
-        except Exception:  # a configuration that never loaded: the default, not a traceback
-            timeout = 5.0
+        timeout = get_config_or_defaults().monitoring.tracing.exit_flush_timeout
         with self._lock:
             if self._stopping or self._thread is None:
                 return
