@@ -1,6 +1,6 @@
 """vigil's HTTP face: /metrics for Prometheus, a JSON API, the Alertmanager webhook receiver.
 
-Embed it with ``vigil.start_exporter(port=9464)`` (or :func:`start_exporter` here), or run the
+Embed it with ``vigil_exporter.start_exporter(port=9464)``, or run the
 ``vigil serve`` command. It needs the ``exporter`` extra (``pip install 'vigil[exporter]'``:
 FastAPI and uvicorn); the names below are imported on first use, so the ``vigil`` command's
 ``check`` and ``rules`` (and ``--help``) work from the core install too.

@@ -40,6 +40,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from vigil.config import ExporterSettings, get_config
+from vigil.monitoring import instruments
 from vigil_exporter.transport import ACCEPT_BATCH, LISTEN_QUEUE, ConnectionGuard, GuardedServer
 
 __all__ = ["ExporterHandle", "bind_socket", "start_exporter"]
@@ -71,10 +72,7 @@ def _registry_of(app: Any) -> CollectorRegistry:
     registry = getattr(getattr(app, "state", None), "registry", None)
     if isinstance(registry, CollectorRegistry):
         return registry
-    from vigil.monitoring.metrics import performance_monitor
-
-    default: CollectorRegistry = performance_monitor.registry
-    return default
+    return instruments.default_registry()
 
 
 def uvicorn_config(app: Any, settings: ExporterSettings, *, log_level: str = "warning",

@@ -5,83 +5,83 @@ The public surface is re-exported here; the seed's imports work from the subpack
 ``from vigil.error_handling import CircuitBreaker``).
 """
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from vigil._lazy import forwarding
+
+# (vigil.asgi and vigil.wsgi, the web middlewares, import no web framework.)
+from vigil.asgi import VigilMiddleware
 from vigil.clock import SYSTEM_CLOCK, Clock, SystemClock
 from vigil.config import ConfigError, VigilConfig, configure, get_config, load_config
-from vigil.config import deferred_errors as _deferred_errors
-
-# The shared objects (performance_monitor, execution_tracer, alert_manager, ...) are built as
-# their modules are imported; a wrong VIGIL_* variable must not make the import itself raise
-# (vigil --version, a service that configures vigil by code): see config.deferred_errors.
-with _deferred_errors():
-    # (vigil.asgi and vigil.wsgi, the web middlewares, import no web framework.)
-    from vigil.asgi import VigilMiddleware
-    from vigil.error_handling import (
-        AgentExecutionErrorHandler,
-        CircuitBreaker,
-        CircuitOpenError,
-        CircuitState,
-        CustomCategory,
-        ErrorCategory,
-        ErrorRecoveryManager,
-        ErrorSeverity,
-        FileProcessingErrorHandler,
-        MemoryStorageErrorHandler,
-        RecoveryAction,
-        RecoveryActionType,
-        RecoveryPolicy,
-        Retrier,
-        RetryPolicy,
-        all_breakers,
-        error_recovery_manager,
-        retry_events,
-        with_retry,
-    )
-    from vigil.monitoring import (
-        Alert,
-        AlertHandler,
-        AlertManager,
-        AlertSeverity,
-        ExecutionTracer,
-        JsonLineFormatter,
-        PerformanceMonitor,
-        ResourceMonitor,
-        ResourceUsage,
-        SpanContext,
-        StructuredLogger,
-        alert_manager,
-        bind_context,
-        capture_resource_usage,
-        configure_logging,
-        continue_trace,
-        current_span,
-        execution_tracer,
-        extract_traceparent,
-        format_traceparent,
-        get_recent_logs,
-        inject_traceparent,
-        logging_config,
-        monitor_performance,
-        parse_traceparent,
-        performance_monitor,
-        trace_context,
-        trace_execution,
-    )
-    from vigil.wsgi import VigilWSGIMiddleware
+from vigil.error_handling import (
+    AgentExecutionErrorHandler,
+    CircuitBreaker,
+    CircuitOpenError,
+    CircuitState,
+    CustomCategory,
+    ErrorCategory,
+    ErrorRecoveryManager,
+    ErrorSeverity,
+    FileProcessingErrorHandler,
+    MemoryStorageErrorHandler,
+    RecoveryAction,
+    RecoveryActionType,
+    RecoveryPolicy,
+    Retrier,
+    RetryPolicy,
+    all_breakers,
+    retry_events,
+    with_retry,
+)
+from vigil.monitoring import (
+    Alert,
+    AlertHandler,
+    AlertManager,
+    AlertSeverity,
+    ExecutionTracer,
+    JsonLineFormatter,
+    PerformanceMonitor,
+    ResourceMonitor,
+    ResourceUsage,
+    SpanContext,
+    StructuredLogger,
+    bind_context,
+    capture_resource_usage,
+    configure_logging,
+    continue_trace,
+    current_span,
+    extract_traceparent,
+    format_traceparent,
+    get_recent_logs,
+    inject_traceparent,
+    logging_config,
+    monitor_performance,
+    parse_traceparent,
+    trace_context,
+    trace_execution,
+)
+from vigil.wsgi import VigilWSGIMiddleware
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    # vigil.start_exporter(...) is the documented way to embed the exporter, but lib/ must not
-    # import the exporter package (the dependency runs the other way), so it is resolved on
-    # first use only.
-    if name == "start_exporter":
-        from vigil_exporter.server import start_exporter
-
-        return start_exporter
-    raise AttributeError(f"module 'vigil' has no attribute {name!r}")
+# The shared objects are built on first use, in their own modules (see vigil._lazy).
+if TYPE_CHECKING:
+    from vigil.error_handling.recovery import error_recovery_manager
+    from vigil.monitoring.alerts import alert_manager
+    from vigil.monitoring.metrics import performance_monitor
+    from vigil.monitoring.tracing import execution_tracer
+else:
+    __getattr__ = forwarding(__name__, {
+        "alert_manager": "vigil.monitoring.alerts",
+        "error_recovery_manager": "vigil.error_handling.recovery",
+        "execution_tracer": "vigil.monitoring.tracing",
+        "performance_monitor": "vigil.monitoring.metrics",
+    }, moved={
+        # lib/ never imports the exporter, not even lazily: the dependency runs the other way.
+        "start_exporter": "use 'from vigil_exporter import start_exporter' "
+                          "(pip install 'vigil[exporter]')",
+    })
 
 __all__ = [
     "AgentExecutionErrorHandler",

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry
 
 from vigil.monitoring import instruments
-from vigil.monitoring import metrics as _metrics
 from vigil.monitoring.context import SpanContext, current_span, extract_traceparent
 
 __all__ = [
@@ -82,8 +81,7 @@ class HttpMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         # Read when a middleware is built, not at import: importing vigil registers nothing.
-        self.registry = registry if registry is not None else \
-            _metrics.performance_monitor.registry
+        self.registry = registry if registry is not None else instruments.default_registry()
         self._requests = instruments.counter(
             self.registry, REQUESTS, REQUESTS_HELP, ("method", "route", "status"),
             keep=("method",))

@@ -27,7 +27,6 @@ Kubernetes mount secrets as files), e.g. ``VIGIL_EXPORTER_WEBHOOK_BEARER_TOKEN_F
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import ipaddress
@@ -35,7 +34,7 @@ import os
 import re
 import threading
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -860,46 +859,22 @@ def load_config(source: Source = None, *, environ: Mapping[str, str] | None = No
 
 _lock = threading.Lock()
 _current: VigilConfig | None = None
-_DEFAULTS = VigilConfig()  # what vigil's shared objects are built with when loading fails
+_DEFAULTS = VigilConfig()  # what get_config_or_defaults answers when loading fails
 _listeners: list[Callable[[VigilConfig], None]] = []
-
-
-_importing = 0  # > 0 while `import vigil` builds its shared objects (see deferred_errors)
-
-
-@contextlib.contextmanager
-def deferred_errors() -> Iterator[None]:
-    """While vigil's own modules are imported, a bad ``VIGIL_*`` variable or ``VIGIL_CONFIG``
-    file must not make ``import vigil`` raise (nor ``vigil --help``): inside this block
-    :func:`get_config` answers the built-in defaults when loading fails, and caches nothing, so
-    the first call after the import that needs the configuration raises the
-    :class:`ConfigError` (naming the key, the value and what is allowed)."""
-    global _importing
-    with _lock:
-        _importing += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _importing -= 1
 
 
 def get_config() -> VigilConfig:
     """The active configuration, loaded on first use from ``VIGIL_CONFIG`` and ``VIGIL_*``.
 
-    Raises :class:`ConfigError` when they are wrong (except while ``import vigil`` runs: see
-    :func:`deferred_errors`).
+    Raises :class:`ConfigError` when they are wrong. ``import vigil`` never calls it: vigil's
+    shared objects are built on first use (see :mod:`vigil._lazy`), so a bad variable is
+    reported by the first call that needs the configuration.
     """
     global _current
     if _current is None:
         with _lock:
             if _current is None:
-                try:
-                    _current = load_config()
-                except ConfigError:
-                    if not _importing:
-                        raise
-                    return _DEFAULTS
+                _current = load_config()
     return _current
 
 

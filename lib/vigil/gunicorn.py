@@ -34,8 +34,8 @@ import glob
 import os
 from typing import Any
 
+from vigil.monitoring import metrics
 from vigil.monitoring.logs import logging_config
-from vigil.monitoring.metrics import performance_monitor
 from vigil.monitoring.multiprocess import MULTIPROCESS, mark_process_dead, multiprocess_dir
 
 __all__ = ["child_exit", "logconfig_dict", "on_starting", "when_ready"]
@@ -63,7 +63,7 @@ def on_starting(server: Any) -> None:
 def when_ready(server: Any) -> None:
     """Master, before the first fork: the master exports nothing; its workers do."""
     del server
-    performance_monitor.leave_monitoring_to_workers()
+    metrics.performance_monitor.leave_monitoring_to_workers()
     mark_process_dead(os.getpid())
 
 

@@ -352,22 +352,26 @@ def test_log_levels_take_the_stdlib_aliases() -> None:
 def test_a_bad_variable_never_breaks_the_import_or_the_exit(
         variable: str, value: str, key: str, tmp_path: Path) -> None:
     """With a bad VIGIL_* variable (or a VIGIL_CONFIG file that is not YAML), `import vigil`
-    works, calls that need no configuration work, the first that needs it raises ConfigError
-    naming the key, and the interpreter's exit (alert and span flushes) writes no traceback."""
+    works and reads nothing, calls that need no configuration work, each first use of a shared
+    object (or a breaker) raises ConfigError naming the key, and the interpreter's exit (alert
+    and span flushes) writes no traceback."""
     import os
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
     code = (
-        "import vigil\n"
-        "vigil.alert_manager.register_handler(lambda alert: None)\n"
-        "with vigil.trace_context('Script', 'main'):\n"
-        "    pass\n"
-        "try:\n"
-        "    vigil.CircuitBreaker(name='needs-config')\n"
-        "except vigil.ConfigError as err:\n"
-        "    print('ConfigError', err.key)\n")
+        "import vigil, vigil.config\n"
+        "print('loaded', vigil.config._current is not None)\n"
+        "print(vigil.parse_traceparent('00-' + '1' * 32 + '-' + '2' * 16 + '-01') is not None)\n"
+        "def first_use(what):\n"
+        "    try:\n"
+        "        what()\n"
+        "    except vigil.ConfigError as err:\n"
+        "        print('ConfigError', err.key)\n"
+        "first_use(lambda: vigil.alert_manager.register_handler(lambda alert: None))\n"
+        "first_use(lambda: vigil.trace_context('Script', 'main').__enter__())\n"
+        "first_use(lambda: vigil.CircuitBreaker(name='needs-config'))\n")
     if value == "BAD_YAML":
         value = str(tmp_path / "bad.yaml")
         (tmp_path / "bad.yaml").write_text("monitoring: [\n", encoding="utf-8")
@@ -376,5 +380,5 @@ def test_a_bad_variable_never_breaks_the_import_or_the_exit(
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == f"ConfigError {key}"
+    assert done.stdout.strip().splitlines() == ["loaded False", "True", *[f"ConfigError {key}"] * 3]
     assert "Traceback" not in done.stderr

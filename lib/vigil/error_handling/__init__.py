@@ -7,6 +7,9 @@ Every name the seed imports from ``app.core.error_handling`` is here::
                                       AgentExecutionErrorHandler, MemoryStorageErrorHandler)
 """
 
+from typing import TYPE_CHECKING
+
+from vigil._lazy import forwarding
 from vigil.error_handling.breaker import (
     BreakerPolicy,
     BreakerStateMachine,
@@ -34,7 +37,6 @@ from vigil.error_handling.recovery import (
     RecoveryAction,
     RecoveryActionType,
     RecoveryPolicy,
-    error_recovery_manager,
     is_transient,
 )
 from vigil.error_handling.retry import (
@@ -47,6 +49,12 @@ from vigil.error_handling.retry import (
     retry_events,
     with_retry,
 )
+
+# The shared manager is built on first use, in its own module (see vigil._lazy).
+if TYPE_CHECKING:
+    from vigil.error_handling.recovery import error_recovery_manager
+else:
+    __getattr__ = forwarding(__name__, {"error_recovery_manager": "vigil.error_handling.recovery"})
 
 __all__ = [
     "AgentExecutionErrorHandler",

@@ -46,9 +46,9 @@ __all__ = ["AgentExecutionErrorHandler", "FileProcessingErrorHandler", "MemorySt
 def _manager(manager: ErrorRecoveryManager | None) -> ErrorRecoveryManager:
     if manager is not None:
         return manager
-    from vigil.error_handling.recovery import error_recovery_manager
+    from vigil.error_handling import recovery
 
-    return error_recovery_manager
+    return recovery.error_recovery_manager
 
 
 _FILE_STATUS = {RecoveryActionType.SKIP: "skipped", RecoveryActionType.FALLBACK: "fallback",

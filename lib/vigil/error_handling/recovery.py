@@ -79,10 +79,11 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
+from vigil._lazy import shared_objects
 from vigil.clock import SYSTEM_CLOCK, Clock, format_rfc3339
 from vigil.config import (
     ERROR_SEVERITIES,
@@ -482,17 +483,15 @@ class ErrorRecoveryManager:
     @property
     def registry(self) -> CollectorRegistry:
         if self._registry is None:
-            from vigil.monitoring.metrics import performance_monitor
-
-            return performance_monitor.registry
+            return instruments.default_registry()
         return self._registry
 
     @property
     def alert_manager(self) -> AlertManager:
         if self._alerts is None:
-            from vigil.monitoring.alerts import alert_manager
+            from vigil.monitoring import alerts
 
-            return alert_manager
+            return alerts.alert_manager
         return self._alerts
 
     # --- the seed's API -------------------------------------------------------------------
@@ -663,9 +662,14 @@ class ErrorRecoveryManager:
                 self._history = deque(self._history, maxlen=settings.history_size)
 
 
-error_recovery_manager = ErrorRecoveryManager()
+def _build_shared_manager() -> ErrorRecoveryManager:
+    manager = ErrorRecoveryManager()
+    on_configure(manager.reconfigure)
+    return manager
 
 
-@on_configure
-def _on_configure(config: VigilConfig) -> None:
-    error_recovery_manager.reconfigure(config)
+error_recovery_manager: ErrorRecoveryManager
+"""The seed's process-wide manager; built on first use (see :mod:`vigil._lazy`)."""
+
+if not TYPE_CHECKING:
+    __getattr__ = shared_objects(__name__, {"error_recovery_manager": _build_shared_manager})

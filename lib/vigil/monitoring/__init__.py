@@ -7,7 +7,10 @@ Every name the seed imports from ``app.core.monitoring`` is here::
                                   trace_execution, trace_context, alert_manager)
 """
 
-from vigil.monitoring.alerts import Alert, AlertHandler, AlertManager, AlertSeverity, alert_manager
+from typing import TYPE_CHECKING
+
+from vigil._lazy import forwarding
+from vigil.monitoring.alerts import Alert, AlertHandler, AlertManager, AlertSeverity
 from vigil.monitoring.context import (
     SpanContext,
     bind_context,
@@ -25,14 +28,19 @@ from vigil.monitoring.logs import (
     get_recent_logs,
     logging_config,
 )
-from vigil.monitoring.metrics import PerformanceMonitor, monitor_performance, performance_monitor
+from vigil.monitoring.metrics import PerformanceMonitor, monitor_performance
 from vigil.monitoring.resources import ResourceMonitor, ResourceUsage, capture_resource_usage
-from vigil.monitoring.tracing import (
-    ExecutionTracer,
-    execution_tracer,
-    trace_context,
-    trace_execution,
-)
+from vigil.monitoring.tracing import ExecutionTracer, trace_context, trace_execution
+
+# The shared objects are built on first use, in their own modules (see vigil._lazy).
+if TYPE_CHECKING:
+    from vigil.monitoring.alerts import alert_manager
+    from vigil.monitoring.metrics import performance_monitor
+    from vigil.monitoring.tracing import execution_tracer
+else:
+    __getattr__ = forwarding(__name__, {"alert_manager": "vigil.monitoring.alerts",
+                                        "execution_tracer": "vigil.monitoring.tracing",
+                                        "performance_monitor": "vigil.monitoring.metrics"})
 
 __all__ = [
     "Alert",

@@ -62,10 +62,11 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
+from vigil._lazy import shared_objects
 from vigil.clock import SYSTEM_CLOCK, Clock, format_rfc3339
 from vigil.config import (
     AlertSettings,
@@ -75,9 +76,8 @@ from vigil.config import (
     on_configure,
 )
 from vigil.forks import at_fork
-from vigil.monitoring.instruments import counter
+from vigil.monitoring.instruments import counter, default_registry
 from vigil.monitoring.logs import TOO_DEEP, StructuredLogger
-from vigil.monitoring.metrics import performance_monitor
 from vigil.text import safe_text
 
 __all__ = ["SEVERITY_NAMES", "Alert", "AlertHandler", "AlertManager", "AlertSeverity",
@@ -318,7 +318,7 @@ class AlertManager:
     """Records alerts, folds repeats and dispatches them to handlers (see the module docs).
 
     Every argument left as ``None`` comes from ``vigil.config`` (``monitoring.alerts.*``), the
-    system clock, ``performance_monitor.registry`` and a ``StructuredLogger("vigil.alerts")``.
+    system clock, prometheus_client's default registry and a ``StructuredLogger("vigil.alerts")``.
     Invalid sizes raise :class:`vigil.ConfigError` (a ``ValueError``) naming the argument.
     """
 
@@ -347,7 +347,7 @@ class AlertManager:
         self._workers: list[_Worker] = []
         self._closed = False
         self._exit_flush_armed = False
-        registry = registry if registry is not None else performance_monitor.registry
+        registry = registry if registry is not None else default_registry()
         self._sent = counter(registry, "vigil_alerts_total",
                              "Alerts dispatched to handlers (repeats folded by de-duplication "
                              "not included).", ["severity", "component"])
@@ -762,6 +762,15 @@ class AlertManager:
         self.close()
 
 
-alert_manager = AlertManager()
-"""The process-wide manager: metrics on ``performance_monitor.registry``, follows ``configure``."""
-on_configure(alert_manager.reconfigure)
+def _build_shared_manager() -> AlertManager:
+    manager = AlertManager()
+    on_configure(manager.reconfigure)
+    return manager
+
+
+alert_manager: AlertManager
+"""The process-wide manager: metrics on prometheus_client's default registry, follows
+``configure``. Built on first use (see :mod:`vigil._lazy`)."""
+
+if not TYPE_CHECKING:
+    __getattr__ = shared_objects(__name__, {"alert_manager": _build_shared_manager})

@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
+from vigil.config import VigilConfig, get_config_or_defaults, on_configure
+
 __all__ = [
     "TRACEPARENT_HEADER",
     "TRACESTATE_HEADER",
@@ -112,7 +114,8 @@ def new_span_id() -> str:
 
 _OTEL_TRACE = "opentelemetry.trace"  # once imported, OpenTelemetry spans may exist
 _modules = sys.modules
-_sharing = True  # monitoring.tracing.opentelemetry_context, set by the tracer's configuration
+# monitoring.tracing.opentelemetry_context; None until first needed (read then, not at import)
+_sharing: bool | None = None
 _bridge: ModuleType | None = None  # vigil.monitoring._otel_bridge, once it is in use
 
 
@@ -126,9 +129,13 @@ class _Joint(NamedTuple):
 
 def _bridged() -> ModuleType | None:
     """The bridge, when OpenTelemetry's trace API is imported and sharing is on."""
-    global _bridge
-    if not _sharing or _OTEL_TRACE not in _modules:
+    global _bridge, _sharing
+    if _sharing is False or _OTEL_TRACE not in _modules:
         return None
+    if _sharing is None:
+        _sharing = get_config_or_defaults().monitoring.tracing.opentelemetry_context
+        if not _sharing:
+            return None
     if _bridge is None:
         try:
             from vigil.monitoring import _otel_bridge
@@ -142,6 +149,11 @@ def share_opentelemetry_context(on: bool) -> None:
     """Turn sharing with OpenTelemetry's context on or off (``opentelemetry_context``)."""
     global _sharing
     _sharing = bool(on)
+
+
+@on_configure
+def _follow_configuration(config: VigilConfig) -> None:
+    share_opentelemetry_context(config.monitoring.tracing.opentelemetry_context)
 
 
 def _join(span: SpanContext | None,
@@ -175,7 +187,7 @@ def current_span() -> SpanContext | None:
     With OpenTelemetry sharing on (see the module's docstring), OpenTelemetry's current span
     when it has one, else vigil's own.
     """
-    if _bridge is None and (not _sharing or _OTEL_TRACE not in _modules):
+    if _bridge is None and (_sharing is False or _OTEL_TRACE not in _modules):
         return _current.get()
     bridge = _bridged()
     return _current.get() if bridge is None else bridge.current(_current.get())

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import registry as _prometheus_registry
 from prometheus_client.metrics import MetricWrapperBase
 
 from vigil.config import get_config
@@ -34,6 +35,7 @@ __all__ = [
     "Family",
     "SeriesCap",
     "counter",
+    "default_registry",
     "gauge",
     "histogram",
     "series_cap",
@@ -50,6 +52,16 @@ SECOND_BUCKETS: tuple[float, ...] = (
 MILLISECOND_BUCKETS: tuple[float, ...] = tuple(round(b * 1000, 6) for b in SECOND_BUCKETS)
 
 M = TypeVar("M", bound=MetricWrapperBase)
+
+
+def default_registry() -> CollectorRegistry:
+    """Where vigil records when no ``registry=`` is given: prometheus_client's default registry.
+
+    The one rule for every part of vigil. It is the registry the application and other
+    libraries register on, so the exporter's ``/metrics`` serves theirs and vigil's together.
+    Read at call time: nothing is bound to it at import.
+    """
+    return _prometheus_registry.REGISTRY
 
 
 class SeriesCap:

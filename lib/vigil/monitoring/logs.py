@@ -786,12 +786,6 @@ class _LevelCounter:
             child.inc()
 
 
-def _default_registry() -> CollectorRegistry:
-    from vigil.monitoring.metrics import performance_monitor  # late: metrics imports nothing here
-
-    return performance_monitor.registry
-
-
 class JsonLineHandler(logging.Handler):
     """A stdlib handler writing vigil JSON lines and counting them by level.
 
@@ -805,7 +799,8 @@ class JsonLineHandler(logging.Handler):
                  redact_keys: Iterable[str] | None = None) -> None:
         super().__init__()
         self.stream = stream
-        self._counter = _LevelCounter(registry if registry is not None else _default_registry())
+        self._counter = _LevelCounter(
+            registry if registry is not None else instruments.default_registry())
         self.setFormatter(JsonLineFormatter(redact_keys))
 
     def setFormatter(self, fmt: logging.Formatter | None) -> None:
@@ -863,7 +858,8 @@ class StructuredLogger:
             settings = dataclasses.replace(settings, buffer_size=buffer_size)
         self._buffer: deque[dict[str, Any]] = deque(maxlen=settings.buffer_size)
         self._formatter = JsonLineFormatter(redact_keys)
-        self._counter = _LevelCounter(registry if registry is not None else _default_registry())
+        self._counter = _LevelCounter(
+            registry if registry is not None else instruments.default_registry())
         self._formatter.on_truncated = self._counter.truncated.inc
         with _loggers_lock:
             _loggers.add(self)

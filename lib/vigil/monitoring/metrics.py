@@ -47,9 +47,9 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast
 
-from prometheus_client import REGISTRY, CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client import metrics as _prometheus_metrics
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -61,6 +61,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar, Sample
 from prometheus_client.utils import floatToGoString
 
+from vigil._lazy import shared, shared_objects
 from vigil.clock import SYSTEM_CLOCK, Clock
 from vigil.config import VigilConfig, get_config, on_configure
 from vigil.monitoring import instruments
@@ -684,7 +685,8 @@ def monitor_performance(name: str, *, monitor: PerformanceMonitor | None = None
     """
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        rec = _recorder(monitor if monitor is not None else performance_monitor, name)
+        rec = _recorder(monitor if monitor is not None else shared(__name__, "performance_monitor"),
+                        name)
         enter, finish, perf_counter = rec.enter, rec.finish, time.perf_counter
         if inspect.isasyncgenfunction(fn):
             return cast(Callable[P, R], _wrap_async_gen(fn, rec))
@@ -760,13 +762,19 @@ def _wrap_async_gen(fn: Callable[..., AsyncIterator[Any]], rec: Recorder
     return wrapper
 
 
-# The process-wide monitor records on prometheus_client's default registry, the one the
-# application and other libraries register on: the exporter serves it, so one /metrics holds
-# theirs and vigil's, with prometheus_client's own process_*, python_gc_* and python_info.
-performance_monitor = PerformanceMonitor(registry=REGISTRY)
+def _build_shared_monitor() -> PerformanceMonitor:
+    # The process-wide monitor records on prometheus_client's default registry, the one the
+    # application and other libraries register on: the exporter serves it, so one /metrics
+    # holds theirs and vigil's, with prometheus_client's own process_*, python_gc_* and
+    # python_info.
+    monitor = PerformanceMonitor(registry=instruments.default_registry())
+    on_configure(monitor.reconfigure)
+    return monitor
 
 
-@on_configure
-def _on_configure(config: VigilConfig) -> None:
-    performance_monitor.reconfigure(config)
+performance_monitor: PerformanceMonitor
+"""The seed's process-wide monitor; built on first use (see :mod:`vigil._lazy`)."""
+
+if not TYPE_CHECKING:
+    __getattr__ = shared_objects(__name__, {"performance_monitor": _build_shared_monitor})
 

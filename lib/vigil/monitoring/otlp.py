@@ -135,17 +135,14 @@ class SpanExport:
                  _env_number(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, warn, 1))
         self.max_batch_size = min(batch, self.max_queue_size)  # as the SDK clamps it
         self._given_exporter = exporter
-        if registry is None:
-            from vigil.monitoring.metrics import performance_monitor
-            registry = performance_monitor.registry
-        self.registry = registry
+        self.registry = registry if registry is not None else instruments.default_registry()
         dropped = instruments.counter(
-            registry, "vigil_traces_dropped_total",
+            self.registry, "vigil_traces_dropped_total",
             "Trace entries discarded before they ended, by reason.", ("reason",))
         self._dropped_full = dropped.labels("export_queue_full")
         self._dropped_failed = dropped.labels("export_failed")
         self._exported = instruments.counter(
-            registry, "vigil_traces_exported_total",
+            self.registry, "vigil_traces_exported_total",
             "Trace entries (spans) the OTLP exporter delivered.").metric
         self._resource: tuple[str, Any] | None = None  # (service, Resource), built by the thread
         self._fresh_state()

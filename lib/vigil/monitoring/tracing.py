@@ -73,7 +73,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapp
 from contextvars import Token
 from itertools import islice
 from types import TracebackType
-from typing import Any, ParamSpec, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import metrics as _prometheus_metrics
@@ -82,6 +82,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar, Sample
 from prometheus_client.utils import floatToGoString
 
+from vigil._lazy import shared, shared_objects
 from vigil.clock import SYSTEM_CLOCK, Clock, SystemClock, format_rfc3339
 from vigil.config import VigilConfig, get_config, on_configure
 from vigil.monitoring import context as _context
@@ -93,7 +94,6 @@ from vigil.monitoring import instruments
 # OpenTelemetry may hold a span (see vigil.monitoring.context), a dict lookup per span.
 from vigil.monitoring.context import _OTEL_TRACE, SpanContext, _bits, _current, _modules
 from vigil.monitoring.logs import StructuredLogger
-from vigil.monitoring.metrics import performance_monitor
 from vigil.monitoring.multiprocess import MULTIPROCESS
 from vigil.monitoring.otlp import SpanExport, export_wanted
 from vigil.monitoring.sampling import Sampler, sampler_from_env
@@ -358,7 +358,7 @@ class ExecutionTracer:
     """Records timed entries (spans) in bounded memory and exports their durations.
 
     Every argument defaults from the active configuration (``monitoring.tracing``) or from vigil's
-    shared objects: the system clock, ``performance_monitor.registry`` and a
+    shared objects: the system clock, prometheus_client's default registry and a
     ``StructuredLogger("vigil.tracing")``. Thread-safe; user code never runs under its lock.
 
     Spans go to an OpenTelemetry collector when ``monitoring.tracing.export`` says so (see
@@ -385,7 +385,7 @@ class ExecutionTracer:
         self._enabled = bool(settings.enabled if enabled is None else enabled)
         self._logger: WarningLogger = (logger if logger is not None
                                        else StructuredLogger("vigil.tracing"))
-        self.registry = registry if registry is not None else performance_monitor.registry
+        self.registry = registry if registry is not None else instruments.default_registry()
 
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}  # every retained entry, active or completed
@@ -624,7 +624,7 @@ class ExecutionTracer:
         made the current span until :meth:`_end` (which restores the one before)."""
         # OpenTelemetry's context is consulted only once its trace API is imported (and the
         # bridge is on): until then the context variable alone is the current span.
-        shared = _OTEL_TRACE in _modules and _context._sharing  # (it stays there once imported)
+        shared = _OTEL_TRACE in _modules and _context._sharing is not False  # (None: not read yet)
         if parent is _FROM_CONTEXT:
             parent = _context.current_span() if shared else _current.get()
         # new_span_id/new_trace_id and SpanContext(...) inlined: tuple.__new__ skips the
@@ -841,17 +841,27 @@ class ExecutionTracer:
         return series
 
 
-def _share_context(config: VigilConfig) -> None:
-    """``monitoring.tracing.opentelemetry_context``: one switch for the whole process."""
-    _context.share_opentelemetry_context(config.monitoring.tracing.opentelemetry_context)
+def _build_shared_tracer() -> ExecutionTracer:
+    tracer = ExecutionTracer()
+    on_configure(tracer.reconfigure)
+    return tracer
 
 
-_share_context(get_config())
-on_configure(_share_context)
+execution_tracer: ExecutionTracer
+"""The tracer ``trace_context`` and ``trace_execution`` use by default; follows ``configure()``.
+Built on first use (see :mod:`vigil._lazy`)."""
 
-execution_tracer = ExecutionTracer()
-"""The tracer ``trace_context`` and ``trace_execution`` use by default; follows ``configure()``."""
-on_configure(execution_tracer.reconfigure)
+if not TYPE_CHECKING:
+    __getattr__ = shared_objects(__name__, {"execution_tracer": _build_shared_tracer})
+
+
+def _shared_tracer() -> ExecutionTracer:
+    """``execution_tracer``, built if this is its first use (inside this module a global name
+    does not go through the module's ``__getattr__``)."""
+    try:
+        return execution_tracer
+    except NameError:
+        return cast(ExecutionTracer, shared(__name__, "execution_tracer"))
 
 
 # Scopes and decorators read the module's execution_tracer at call time (not bound once), so
@@ -881,7 +891,7 @@ class TraceScope:
     def __enter__(self) -> str:
         if self._entry is not None:
             raise RuntimeError("this trace_context is already active; make one per block")
-        tracer = self._tracer if self._tracer is not None else execution_tracer
+        tracer = self._tracer if self._tracer is not None else _shared_tracer()
         entry = tracer._start(self._component, self._operation, self._metadata, enter=True)
         if self._kind is not None:
             entry.kind = self._kind
@@ -986,7 +996,7 @@ def _trace_function(fn: Callable[..., Any], component: str, operation: str,
                     metadata: Mapping[str, Any] | None,
                     tracer: ExecutionTracer | None) -> Callable[..., Any]:
     def traced(*args: Any, **kwargs: Any) -> Any:
-        used = tracer if tracer is not None else execution_tracer
+        used = tracer if tracer is not None else _shared_tracer()
         entry = used._start(component, operation, metadata, enter=True)
         try:
             result = fn(*args, **kwargs)
@@ -1004,7 +1014,7 @@ def _trace_coroutine(fn: Callable[..., Coroutine[Any, Any, Any]], component: str
                      tracer: ExecutionTracer | None) -> Callable[..., Any]:
     async def traced(*args: Any, **kwargs: Any) -> Any:
         # The variable belongs to this task's context, so it holds across the awaits below.
-        used = tracer if tracer is not None else execution_tracer
+        used = tracer if tracer is not None else _shared_tracer()
         entry = used._start(component, operation, metadata, enter=True)
         try:
             result = await fn(*args, **kwargs)
@@ -1021,7 +1031,7 @@ def _trace_generator(fn: Callable[..., Generator[Any, Any, Any]], component: str
                      operation: str, metadata: Mapping[str, Any] | None,
                      tracer: ExecutionTracer | None) -> Callable[..., Any]:
     def traced(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        used = tracer if tracer is not None else execution_tracer
+        used = tracer if tracer is not None else _shared_tracer()
         entry = used._start(component, operation, metadata)
         span = entry.span
         status: str = "success"
@@ -1072,7 +1082,7 @@ def _trace_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], componen
                            operation: str, metadata: Mapping[str, Any] | None,
                            tracer: ExecutionTracer | None) -> Callable[..., Any]:
     async def traced(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        used = tracer if tracer is not None else execution_tracer
+        used = tracer if tracer is not None else _shared_tracer()
         entry = used._start(component, operation, metadata)
         span = entry.span
         status: str = "success"

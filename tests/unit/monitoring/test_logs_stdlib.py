@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 import vigil
 from vigil.config import ConfigError
-from vigil.monitoring import context
+from vigil.monitoring import context, instruments
 from vigil.monitoring import logs as logs_module
 from vigil.monitoring.logs import (
     REDACTED,
@@ -293,7 +293,7 @@ def test_dict_configured_handler_follows_configure_and_counts(
     vigil.configure({"monitoring": {"logging": {"redact_keys": ["ssn"],
                                                 "max_line_bytes": 2048}}})
 
-    registry = logs_module._default_registry()  # where JsonLineHandler counts by default
+    registry = instruments.default_registry()  # where JsonLineHandler counts by default
 
     def sample(name: str, **labels: str) -> float:
         return registry.get_sample_value(name, labels) or 0.0
