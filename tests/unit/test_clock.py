@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from vigil.clock import SYSTEM_CLOCK, Clock, format_rfc3339
 from vigil.testing import FakeClock
 
@@ -18,10 +20,19 @@ def test_system_clock_reads_real_time() -> None:
     assert SYSTEM_CLOCK.monotonic() >= first
 
 
-def test_system_clock_sleeps_zero_without_blocking() -> None:
-    """Zero-second sleeps return at once, sync and async."""
-    SYSTEM_CLOCK.sleep(0)
-    asyncio.run(SYSTEM_CLOCK.sleep_async(0))
+def test_system_clock_sleeps_through_time_and_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SYSTEM_CLOCK.sleep is time.sleep and sleep_async awaits asyncio.sleep, with the seconds
+    given (so code driven by it sleeps for real, and yields to the event loop)."""
+    slept: list[tuple[str, float]] = []
+    monkeypatch.setattr(time, "sleep", lambda seconds: slept.append(("sync", seconds)))
+
+    async def fake_async_sleep(seconds: float) -> None:
+        slept.append(("async", seconds))
+
+    monkeypatch.setattr(asyncio, "sleep", fake_async_sleep)
+    SYSTEM_CLOCK.sleep(0.25)
+    asyncio.run(SYSTEM_CLOCK.sleep_async(1.5))
+    assert slept == [("sync", 0.25), ("async", 1.5)]
 
 
 def test_both_clocks_satisfy_the_protocol() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import pytest
 
@@ -36,15 +35,6 @@ def test_top_level_reexports_are_the_same_objects() -> None:
     """vigil.X is vigil.monitoring.X, not a copy."""
     for name in SEED_MONITORING_NAMES:
         assert getattr(vigil, name) is getattr(vigil.monitoring, name)
-
-
-def test_monitoring_does_not_import_error_handling() -> None:
-    """The one-way rule: monitoring modules never import vigil.error_handling."""
-    for name in ("alerts", "context", "instruments", "logs", "metrics", "resources", "tracing"):
-        module = importlib.import_module(f"vigil.monitoring.{name}")
-        source = Path(str(module.__file__)).read_text(encoding="utf-8")
-        assert "from vigil.error_handling" not in source, name
-        assert "import vigil.error_handling" not in source, name
 
 
 def test_the_exporter_package_resolves_every_name_it_lists_lazily() -> None:
