@@ -74,6 +74,22 @@ def test_the_first_example_prints_its_alert_outside_the_repository(tmp_path: Pat
     assert "disk almost full" in result.stdout.splitlines(), result.stdout
 
 
+def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
+    """README "Testing code that uses vigil": its test module, run by pytest outside the
+    checkout, passes (the helpers read back what the block did)."""
+    section = README.split("### Testing code that uses vigil", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    (tmp_path / "test_example.py").write_text("import vigil\n" + block.group(1),
+                                               encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "test_example.py"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
 def test_every_gauge_row_says_how_workers_combine() -> None:
     """Each vigil gauge's row shows its multiprocess mode from multiprocess.GAUGE_MODES."""
     from vigil.monitoring.multiprocess import GAUGE_MODES

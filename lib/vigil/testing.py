@@ -146,12 +146,15 @@ class AlertCapture:
 @contextmanager
 def capture_alerts(manager: AlertManager | None = None) -> Iterator[AlertCapture]:
     """Register a capturing handler on ``manager`` (default: vigil's ``alert_manager``) for
-    the block; read what it received with :meth:`AlertCapture.alerts`."""
+    the block; read what it received with :meth:`AlertCapture.alerts`, inside the block or
+    after it (leaving the block waits up to 5 s for the handler to catch up)."""
     capture = AlertCapture(manager if manager is not None else _alerts.alert_manager)
     capture.manager.register_handler(capture)
     try:
         yield capture
     finally:
+        # Unregistering drops what is still queued for the handler: let it catch up first.
+        capture.manager.flush(5.0)
         capture.manager.unregister_handler(capture)
 
 

@@ -75,13 +75,16 @@ def test_log_capture_builds_loggers_that_write_to_it() -> None:
 
 def test_capture_alerts_sees_dispatched_alerts_and_unregisters() -> None:
     """The capturing handler receives what the manager dispatched in the block (after the
-    handler threads caught up) and is gone afterwards."""
+    handler threads caught up, also for an alert sent just before leaving it) and is gone
+    afterwards."""
     manager = AlertManager(registry=CollectorRegistry(), clock=FakeClock())
     try:
         with capture_alerts(manager) as captured:
             manager.send_alert("high", "Billing", "card declined")
             assert [a.component for a in captured.alerts()] == ["Billing"]
+            manager.send_alert("low", "Search", "slow index")  # read only after the block
         assert captured not in manager.handlers().values()
+        assert [a.component for a in captured.alerts()] == ["Billing", "Search"]
     finally:
         manager.close()
 
