@@ -7,42 +7,25 @@ Shared by the routes (:mod:`vigil_exporter.app`) and the middlewares in front of
 from __future__ import annotations
 
 import json
-import math
-from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
+from vigil.jsonsafe import json_safe as _json_safe
+
 __all__ = ["MAX_JSON_DEPTH", "BudgetedListResponse", "SafeJSONResponse", "encode_within",
            "error_response", "json_safe", "short"]
 
 MAX_JSON_DEPTH = 256  # containers deep; leaves room for MAX_TREE_DEPTH nodes plus metadata
-_MAX_INT_BITS = 13_000  # ~3900 digits: below Python's 4300-digit int-to-str limit
 _MESSAGE_VALUE_LIMIT = 80  # characters of a received value echoed in an error message
 
 
-def json_safe(value: object, _depth: int = 0) -> Any:
-    """A copy of ``value`` that ``json.dumps(..., allow_nan=False)`` accepts, never raising."""
-    try:
-        if value is None or isinstance(value, bool | str):
-            return value
-        if isinstance(value, int):
-            return value if value.bit_length() <= _MAX_INT_BITS else \
-                f"<integer of {value.bit_length()} bits>"
-        if isinstance(value, float):
-            return value if math.isfinite(value) else None
-        if _depth >= MAX_JSON_DEPTH:
-            return f"<nested deeper than {MAX_JSON_DEPTH} levels>"
-        if isinstance(value, Mapping):
-            return {k if isinstance(k, str) else str(k): json_safe(v, _depth + 1)
-                    for k, v in value.items()}
-        if isinstance(value, list | tuple | set | frozenset | deque):
-            return [json_safe(v, _depth + 1) for v in value]
-        return str(value)
-    # A broken __str__ or mapping, or a repr so deep it recurses, must not fail the response.
-    except Exception:
-        return f"<unprintable {type(value).__name__}>"
+def json_safe(value: object) -> Any:
+    """``value`` by :func:`vigil.jsonsafe.json_safe`'s rule, with room for the answers' own
+    nesting (:data:`MAX_JSON_DEPTH`, from the answer's root; the user data inside was cut at
+    :data:`vigil.jsonsafe.MAX_DEPTH` where it entered)."""
+    return _json_safe(value, max_depth=MAX_JSON_DEPTH)
 
 
 class SafeJSONResponse(JSONResponse):

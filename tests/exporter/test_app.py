@@ -289,7 +289,9 @@ def test_arbitrary_metadata_always_encodes(make: Callable[..., Harness]) -> None
     response = harness.client.get("/api/traces")
     assert response.status_code == 200
     (entry,) = json.loads(response.content)
-    assert entry["metadata"]["nan"] is None
+    # vigil.jsonsafe's one rule, as in log lines and alerts
+    assert (entry["metadata"]["nan"], entry["metadata"]["inf"]) == ("NaN", "-Infinity")
+    assert entry["metadata"]["surrogate"] == "a\ufffd"
     assert entry["metadata"]["set"] == [1]
     assert entry["metadata"]["3"] == "int key"
     assert entry["metadata"]["bad"] == "<unprintable Unprintable>"
@@ -914,7 +916,7 @@ def test_json_safe_never_raises() -> None:
     cyclic.append(cyclic)
     value = json_safe({"cycle": cyclic, "nan": math.nan, (1, 2): {3}, "obj": object()})
     json.dumps(value, allow_nan=False)
-    assert value["nan"] is None
+    assert value["nan"] == "NaN"  # vigil.jsonsafe rule
     assert value["(1, 2)"] == [3]
 
 

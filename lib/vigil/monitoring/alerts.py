@@ -14,10 +14,10 @@ How it behaves where the seed is silent:
   the same fields as attributes; ``dict(alert)`` is strict JSON in UTF-8 because everything is
   made JSON-safe when the alert is built: text follows :mod:`vigil.text`'s rule (a lone surrogate
   becomes U+FFFD, an object whose ``str()`` raises ``<unprintable TypeName>``) in the component,
-  message, source, labels, annotations and every metadata string and key; in metadata, NaN and
-  the infinities become ``"NaN"``/``"Infinity"``/``"-Infinity"``, dataclasses and NamedTuples
-  dicts of their fields, sets lists, other objects their text, and anything nested deeper than
-  16 levels ``"[TOO DEEP]"``: never a ``str()`` of a subtree, whose secrets
+  message, source, labels and annotations, and metadata follows :mod:`vigil.jsonsafe`'s (NaN
+  and the infinities become ``"NaN"``/``"Infinity"``/``"-Infinity"``, dataclasses and
+  NamedTuples dicts of their fields, sets lists, other objects their text, and anything nested
+  deeper than 32 levels ``"[TOO DEEP]"``): never a ``str()`` of a subtree, whose secrets
   :func:`vigil.monitoring.logs.redact` could then no longer find. Handlers get the metadata
   unredacted; the exporter's JSON API redacts what it shows.
 - **De-duplication.** An alert's ``fingerprint`` hashes source, severity, component, message,
@@ -52,7 +52,6 @@ import dataclasses
 import hashlib
 import inspect
 import json
-import math
 import queue
 import threading
 import time
@@ -76,8 +75,9 @@ from vigil.config import (
     on_configure,
 )
 from vigil.forks import at_fork
+from vigil.jsonsafe import json_safe
 from vigil.monitoring.instruments import counter, default_registry
-from vigil.monitoring.logs import TOO_DEEP, StructuredLogger
+from vigil.monitoring.logs import StructuredLogger
 from vigil.text import safe_text
 
 __all__ = ["SEVERITY_NAMES", "Alert", "AlertHandler", "AlertManager", "AlertSeverity",
@@ -89,10 +89,6 @@ _STATUSES = (FIRING, RESOLVED)
 
 # flush() re-checks for handlers that became hung at least this often (real seconds).
 _FLUSH_POLL_SECONDS = 0.05
-# metadata nested deeper than this is cut to TOO_DEEP (also ends reference cycles).
-_MAX_METADATA_DEPTH = 16
-_INT_LIMIT = 1 << 14_000  # ints past it are longer than str() writes (4300 digits)
-_NON_FINITE = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
 
 AlertHandler = Callable[["Alert"], object]
 """A handler: called with the :class:`Alert`; may return an awaitable (an ``async def``)."""
@@ -180,33 +176,6 @@ class Alert(Mapping[str, Any]):
 
 
 _ALERT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Alert))
-
-
-def _json_safe(value: Any, depth: int = 0) -> Any:
-    """A copy of ``value`` that ``json.dumps(allow_nan=False)`` accepts and UTF-8 encodes
-    (see the module docstring); anything unknown becomes its text."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return safe_text(value)
-    if isinstance(value, int):
-        return int(value) if -_INT_LIMIT < value < _INT_LIMIT else \
-            f"<integer of {int(value).bit_length()} bits>"
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return float(value)
-        return "NaN" if math.isnan(value) else _NON_FINITE[value]
-    if depth >= _MAX_METADATA_DEPTH:
-        return TOO_DEEP
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    elif isinstance(value, tuple) and hasattr(value, "_asdict"):
-        value = value._asdict()
-    if isinstance(value, Mapping):
-        return {safe_text(k): _json_safe(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset | deque):
-        return [_json_safe(v, depth + 1) for v in value]
-    return safe_text(value)
 
 
 def _alert_size(alert: Alert) -> int:
@@ -470,7 +439,7 @@ class AlertManager:
             id=id if id is not None else uuid.uuid4().hex,
             timestamp=format_rfc3339(self._clock.time() if timestamp is None else timestamp),
             severity=level, component=component, message=message,
-            metadata=_json_safe(metadata or {}),
+            metadata=json_safe(metadata or {}),
             fingerprint=fingerprint or _fingerprint(source, level, component, message, state,
                                                     label_map),
             source=source, status=state, labels=label_map, annotations=_str_dict(annotations))

@@ -73,7 +73,6 @@ import enum
 import functools
 import json
 import logging
-import math
 import os
 import re
 import socket
@@ -104,6 +103,7 @@ from vigil.config import (
     on_configure,
 )
 from vigil.forks import at_fork
+from vigil.jsonsafe import MAX_DEPTH, TOO_DEEP, json_number
 from vigil.monitoring import instruments
 from vigil.monitoring.context import current_span
 from vigil.monitoring.multiprocess import MULTIPROCESS
@@ -125,17 +125,13 @@ __all__ = [
 ]
 
 REDACTED = "[REDACTED]"
-TOO_DEEP = "[TOO DEEP]"
 # The C scanner JSONEncoder.iterencode uses (None where the C accelerator is missing).
 _c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 # The level numbers as module constants: one global read per call instead of two lookups.
 _DEBUG, _INFO, _WARNING, _ERROR, _CRITICAL = (
     logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
 _LEVEL_NUMBERS: dict[str, int] = {name: logging.getLevelNamesMapping()[name] for name in LOG_LEVELS}
-_MAX_REDACT_DEPTH = 32  # deeper structures are cut, not recursed into without end
-# Ints longer than this many bits are past Python's default str() limit (4300 digits).
-_MAX_INT_BITS = 14_000
-_INT_LIMIT = 1 << _MAX_INT_BITS
+_MAX_REDACT_DEPTH = MAX_DEPTH  # deeper structures are cut (vigil.jsonsafe's one depth rule)
 # scheme://userinfo@ : the userinfo runs to the last "@" before the authority ends (a "/", "?",
 # "#" or a space), so a password holding a raw "@" is masked whole.
 _URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@")
@@ -318,7 +314,6 @@ def _described(err: BaseException) -> str:
 
 # What python-json-logger's encoder writes in its own way; anything else it writes as str().
 _ENCODER_TYPES = (datetime.date, datetime.time, enum.Enum, bytes, bytearray, TracebackType, type)
-_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
 def _safe_default(base: Callable[[Any], Any], *, plain: bool) -> Callable[[Any], Any]:
@@ -342,14 +337,7 @@ def _safe_default(base: Callable[[Any], Any], *, plain: bool) -> Callable[[Any],
     return default
 
 
-def _json_number(value: float | int) -> Any:
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "NaN" if value != value else _NON_FINITE[value]
-    if -_INT_LIMIT < value < _INT_LIMIT:
-        return value
-    return f"<integer of {int(value).bit_length()} bits>"
+_json_number = json_number  # (vigil.jsonsafe's rule for numbers)
 
 
 def _json_ready(value: Any, depth: int = 0) -> Any:

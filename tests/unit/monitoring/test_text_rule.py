@@ -16,9 +16,9 @@ from prometheus_client.exposition import generate_latest
 
 from vigil.error_handling.breaker import CircuitBreaker
 from vigil.error_handling.recovery import ErrorCategory, ErrorRecoveryManager, ErrorSeverity
+from vigil.jsonsafe import MAX_DEPTH, TOO_DEEP
 from vigil.monitoring import instruments
 from vigil.monitoring.alerts import AlertManager
-from vigil.monitoring.logs import TOO_DEEP
 from vigil.monitoring.metrics import PerformanceMonitor, monitor_performance, prometheus_name
 from vigil.monitoring.tracing import ExecutionTracer, trace_context
 from vigil.testing import FakeClock
@@ -211,7 +211,7 @@ def test_alert_metadata_is_strict_json_with_structure_kept_for_redaction() -> No
     """Alert metadata is strict JSON and keeps structure (dataclasses) for redaction."""
     manager = AlertManager(registry=CollectorRegistry(), clock=FakeClock(), logger=Quiet())
     deep: Any = "leaf"
-    for _ in range(30):
+    for _ in range(MAX_DEPTH + 5):  # past vigil.jsonsafe's one depth rule
         deep = {"k": deep}
     alert = manager.send_alert("high", FSDECODED, FSDECODED, {
         "nan": math.nan, "inf": -math.inf, "db": Settings("h", "hunter2"), "big": 10 ** 5000,
