@@ -41,6 +41,8 @@ from typing import Any
 
 import yaml
 
+from vigil.vocabulary import Severity
+
 __all__ = [
     "AlertSettings",
     "CircuitBreakerSettings",
@@ -76,7 +78,7 @@ LOG_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 # The recovery policy's vocabulary; vigil.error_handling's enums carry the same names (tested).
 ERROR_CATEGORIES = ("FILE_PROCESSING", "AGENT_EXECUTION", "MEMORY_STORAGE", "VECTOR_DB", "API_CALL",
                     "CONFIGURATION", "SYSTEM")
-ERROR_SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+ERROR_SEVERITIES = tuple(severity.name for severity in Severity)  # LOW, MEDIUM, HIGH, CRITICAL
 RECOVERY_ACTIONS = ("retry", "fallback", "skip", "abort")
 # error_handling.recovery.categories: a user's own category names (vigil.error_handling's
 # CustomCategory applies the same rule): a letter, then letters, digits or _, case-insensitive.

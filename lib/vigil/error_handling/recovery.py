@@ -72,13 +72,13 @@ in an ``os.fsdecode``-d file name, becomes U+FFFD; an error whose ``__str__`` ra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
 import threading
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -101,6 +101,7 @@ from vigil.monitoring.alerts import AlertManager
 from vigil.monitoring.context import current_span
 from vigil.monitoring.logs import StructuredLogger
 from vigil.text import safe_text
+from vigil.vocabulary import CaseInsensitiveStrEnum, Severity
 
 __all__ = [
     "Category",
@@ -118,7 +119,7 @@ __all__ = [
 ]
 
 
-class ErrorCategory(StrEnum):
+class ErrorCategory(CaseInsensitiveStrEnum):
     """Where an error comes from (the seed's categories). Values are Prometheus label values.
 
     Applications add their own with :class:`CustomCategory` (see the module's documentation).
@@ -170,23 +171,12 @@ Category = ErrorCategory | CustomCategory
 """A category as the recovery manager keeps it: built-in or the application's own."""
 
 
-class ErrorSeverity(StrEnum):
-    """How bad an error is; ordered LOW < MEDIUM < HIGH < CRITICAL."""
-
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _SEVERITY_RANK[self]
+ErrorSeverity = Severity
+"""How bad an error is: :class:`vigil.vocabulary.Severity` (LOW < MEDIUM < HIGH < CRITICAL by
+``.rank``), the same scale and words as alerts."""
 
 
-_SEVERITY_RANK = {s: i for i, s in enumerate(ErrorSeverity)}
-
-
-class RecoveryActionType(StrEnum):
+class RecoveryActionType(CaseInsensitiveStrEnum):
     """What the caller should do next. A ``str`` enum: ``action_type == "retry"`` works."""
 
     RETRY = "retry"
@@ -265,9 +255,8 @@ def _category(value: Category | str, custom: Mapping[str, CustomCategory]) -> Ca
     if isinstance(value, ErrorCategory):
         return value
     text = str(value)
-    for category in ErrorCategory:
-        if text.upper() == category.name or text.lower() == category.value:
-            return category
+    with contextlib.suppress(ValueError):
+        return ErrorCategory(text)  # by name or value, any case
     found = custom.get(text.strip().lower())
     if found is not None:
         return found
@@ -288,7 +277,7 @@ def _row(actions: Sequence[RecoveryActionType | str] | str) -> tuple[RecoveryAct
     for item in items:
         try:
             row.append(item if isinstance(item, RecoveryActionType)
-                       else RecoveryActionType(str(item).strip().lower()))
+                       else RecoveryActionType(str(item)))
         except ValueError:
             raise ValueError(f"action {item!r} is not one of "
                              f"{', '.join(RECOVERY_ACTIONS)}") from None
@@ -296,13 +285,7 @@ def _row(actions: Sequence[RecoveryActionType | str] | str) -> tuple[RecoveryAct
 
 
 def _severity(value: ErrorSeverity | str) -> ErrorSeverity:
-    if isinstance(value, ErrorSeverity):
-        return value
-    try:
-        return ErrorSeverity(str(value).lower())
-    except ValueError:
-        raise ValueError(f"severity {value!r} is not one of "
-                         f"{', '.join(s.name for s in ErrorSeverity)}") from None
+    return value if isinstance(value, ErrorSeverity) else ErrorSeverity.parse(value, "severity")
 
 
 OverrideKey = tuple[Category | None, ErrorSeverity | None]  # None matches any
@@ -347,7 +330,7 @@ class RecoveryPolicy:
             merged[(None if cat == "*" else
                     ErrorCategory[cat] if cat in ErrorCategory.__members__ else
                     CustomCategory(cat),
-                    None if sev == "*" else ErrorSeverity[sev])] = RecoveryActionType(action)
+                    None if sev == "*" else ErrorSeverity.parse(sev))] = RecoveryActionType(action)
         for key, action in (overrides or {}).items():
             merged[key] = RecoveryActionType(action)
         return cls(table=table, overrides=merged,

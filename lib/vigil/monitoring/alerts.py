@@ -59,7 +59,6 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -79,6 +78,7 @@ from vigil.jsonsafe import json_safe
 from vigil.monitoring.instruments import counter, default_registry
 from vigil.monitoring.logs import StructuredLogger
 from vigil.text import safe_text
+from vigil.vocabulary import SEVERITY_NAMES, Severity
 
 __all__ = ["SEVERITY_NAMES", "Alert", "AlertHandler", "AlertManager", "AlertSeverity",
            "alert_manager"]
@@ -94,41 +94,9 @@ AlertHandler = Callable[["Alert"], object]
 """A handler: called with the :class:`Alert`; may return an awaitable (an ``async def``)."""
 
 
-# The severity words alerting tools use, as vigil's four: what send_alert() and the
-# Alertmanager webhook's ``severity`` label both understand (one vocabulary, any case).
-SEVERITY_NAMES: Mapping[str, str] = {
-    "critical": "critical", "page": "critical", "p1": "critical",
-    "high": "high", "error": "high", "major": "high",
-    "warning": "medium", "warn": "medium", "medium": "medium",
-    "info": "low", "low": "low", "none": "low", "minor": "low",
-}
-
-
-class AlertSeverity(StrEnum):
-    """How bad an alert is. ``AlertSeverity("HIGH")`` works: lookup is case-insensitive."""
-
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @classmethod
-    def _missing_(cls, value: object) -> AlertSeverity | None:
-        if isinstance(value, str):
-            name = SEVERITY_NAMES.get(value.strip().lower())
-            return None if name is None else cls(name)
-        return None
-
-    @classmethod
-    def parse(cls, value: AlertSeverity | str) -> AlertSeverity:
-        """The severity named by ``value``, or a ``ValueError`` naming the allowed ones."""
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(member.value for member in cls)
-            raise ValueError(
-                f"invalid alert severity {value!r}; expected one of: {allowed} (or the "
-                f"words alerting tools use for them: {', '.join(SEVERITY_NAMES)})") from None
+AlertSeverity = Severity
+"""How bad an alert is: :class:`vigil.vocabulary.Severity`, the one scale of alerts and
+handled errors. ``AlertSeverity("HIGH")`` and ``AlertSeverity("warning")`` work."""
 
 
 def _parse_status(value: str) -> str:
@@ -431,7 +399,7 @@ class AlertManager:
         ``id`` defaults to a new random one, ``timestamp`` (epoch seconds) to the clock's now.
         The exporter's delivery loop builds webhook alerts this way, with the store's id.
         """
-        level = AlertSeverity.parse(severity).value
+        level = AlertSeverity.parse(severity, "alert severity").value
         state = _parse_status(status)
         label_map = _str_dict(labels)
         component, message, source = safe_text(component), safe_text(message), safe_text(source)
@@ -690,7 +658,8 @@ class AlertManager:
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count!r}")
         wanted_status = None if status is None else _parse_status(status)
-        wanted_severity = None if severity is None else AlertSeverity.parse(severity).value
+        wanted_severity = None if severity is None else \
+            AlertSeverity.parse(severity, "alert severity").value
         with self._lock:
             alerts = [alert for alert, _ in self._buffer]
         found: list[Alert] = []
