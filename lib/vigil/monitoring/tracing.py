@@ -92,7 +92,9 @@ from vigil.monitoring import instruments
 # (current_span, attach/detach, new_span_id, use_span): each helper is a Python call, and a
 # span's whole budget is about twenty of those. _OTEL_TRACE in _modules is the check that
 # OpenTelemetry may hold a span (see vigil.monitoring.context), a dict lookup per span.
-from vigil.monitoring.context import _OTEL_TRACE, SpanContext, _bits, _current, _modules
+from vigil.monitoring.context import _OTEL_TRACE, SpanContext, _current, _modules
+from vigil.monitoring.context import new_span_id as _new_span_id
+from vigil.monitoring.context import new_trace_id as _new_trace_id
 from vigil.monitoring.logs import StructuredLogger
 from vigil.monitoring.multiprocess import MULTIPROCESS
 from vigil.monitoring.otlp import SpanExport, export_wanted
@@ -627,12 +629,11 @@ class ExecutionTracer:
         shared = _OTEL_TRACE in _modules and _context._sharing is not False  # (None: not read yet)
         if parent is _FROM_CONTEXT:
             parent = _context.current_span() if shared else _current.get()
-        # new_span_id/new_trace_id and SpanContext(...) inlined: tuple.__new__ skips the
-        # NamedTuple's Python-level __new__, and each helper call is a tenth of this method.
-        span_id = (_bits(64) or 1).to_bytes(8, "big").hex()
+        # SpanContext(...) as tuple.__new__: it skips the NamedTuple's Python-level __new__.
+        span_id = _new_span_id()
         sampler = self._sampler  # None: parentbased_always_on (roots sampled, children inherit)
         if parent is None:
-            trace_id = (_bits(128) or 1).to_bytes(16, "big").hex()
+            trace_id = _new_trace_id()
             span = _new_tuple(SpanContext, (
                 trace_id, span_id, True if sampler is None else sampler.sample(None, trace_id),
                 False, ""))
@@ -746,17 +747,8 @@ class ExecutionTracer:
             # A new dict, not update(): snapshots taken earlier keep the old one.
             entry.metadata = {**entry.metadata, **metadata} if entry.metadata else dict(metadata)
         completed = self._completed
-        if len(completed) >= self._retention:
-            # _evict_locked inlined: in steady state every completion evicts one entry.
-            old = completed.popleft()
-            self._entries.pop(old.id, None)
-            parent_id = old.parent_id
-            if parent_id is not None:
-                kids = self._children.get(parent_id)
-                if kids is not None:
-                    kids.pop(old.id, None)
-                    if not kids:
-                        del self._children[parent_id]
+        if len(completed) >= self._retention:  # in steady state every completion evicts one
+            self._evict_locked(completed.popleft())
         completed.append(entry)
         export = self._export
         if export is not None and entry.span.sampled:
@@ -878,7 +870,6 @@ class TraceScope:
 
     _used: ExecutionTracer  # set by __enter__
 
-    # trace_context() sets these same fields without calling __init__: keep the two in step.
     def __init__(self, component: str, operation: str, metadata: Mapping[str, Any] | None = None,
                  tracer: ExecutionTracer | None = None, kind: str | None = None) -> None:
         self._component = component
@@ -947,15 +938,7 @@ def trace_context(component: str, operation: str, metadata: Mapping[str, Any] | 
     (one of :data:`SPAN_KINDS`, e.g. ``"server"`` for a request handler) is the exported
     span's kind; by default ``server`` under a remote parent, else ``internal``.
     """
-    # TraceScope.__init__ inlined (one Python call less per block); keep the two in step.
-    scope: TraceScope = _new_object(TraceScope)
-    scope._component = component
-    scope._operation = operation
-    scope._metadata = metadata
-    scope._tracer = tracer
-    scope._kind = None if kind is None else _span_kind(kind)
-    scope._entry = None
-    return scope
+    return TraceScope(component, operation, metadata, tracer, kind)
 
 
 def _span_kind(kind: str | None) -> str | None:
@@ -1027,48 +1010,57 @@ def _trace_coroutine(fn: Callable[..., Coroutine[Any, Any, Any]], component: str
     return traced
 
 
+class _InSpan(Generator[Any, Any, Any]):
+    """``inner`` with ``span`` current during each of its steps (send, throw, close) only.
+
+    Generators share their consumer's context, so holding the span across a ``yield`` would make
+    the consumer's own work a child of the generator. ``yield from`` this object forwards every
+    step of the consumer's (values sent, exceptions thrown, closing) as PEP 380 says.
+    """
+
+    __slots__ = ("_inner", "_span")
+
+    def __init__(self, inner: Generator[Any, Any, Any], span: SpanContext) -> None:
+        self._inner = inner
+        self._span = span
+
+    def send(self, value: Any) -> Any:
+        token = _attach(self._span)
+        try:
+            return self._inner.send(value)
+        finally:
+            _detach(token)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        token = _attach(self._span)
+        try:
+            return self._inner.throw(typ, val, tb)
+        finally:
+            _detach(token)
+
+    def close(self) -> None:
+        token = _attach(self._span)
+        try:
+            self._inner.close()
+        finally:
+            _detach(token)
+
+
 def _trace_generator(fn: Callable[..., Generator[Any, Any, Any]], component: str,
                      operation: str, metadata: Mapping[str, Any] | None,
                      tracer: ExecutionTracer | None) -> Callable[..., Any]:
     def traced(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         used = tracer if tracer is not None else _shared_tracer()
         entry = used._start(component, operation, metadata)
-        span = entry.span
         status: str = "success"
         error: dict[str, Any] | None = None
         try:
-            # Generators share their consumer's context, so the span is set around each step of
-            # the inner generator only; holding it across a yield would make the consumer's own
-            # work a child of this generator.
-            token = _attach(span)
+            token = _attach(entry.span)  # the span is current while the generator is made, too
             try:
                 inner = fn(*args, **kwargs)
             finally:
                 _detach(token)
-            sent: Any = None
-            thrown: BaseException | None = None
-            while True:
-                token = _attach(span)
-                try:
-                    if thrown is None:
-                        item = inner.send(sent)
-                    else:
-                        item, thrown = inner.throw(thrown), None
-                except StopIteration as stop:
-                    return stop.value
-                finally:
-                    _detach(token)
-                try:
-                    sent = yield item
-                except GeneratorExit:
-                    token = _attach(span)
-                    try:
-                        inner.close()
-                    finally:
-                        _detach(token)
-                    raise
-                except BaseException as exc:
-                    thrown = exc
+            return (yield from _InSpan(inner, entry.span))
         except BaseException as exc:
             status, error = _outcome(exc)
             raise
