@@ -66,6 +66,7 @@ __all__ = [
     "mask_url",
     "on_configure",
     "parse_policy_override",
+    "with_arguments",
 ]
 
 ENV_PREFIX = "VIGIL_"
@@ -863,6 +864,31 @@ _lock = threading.Lock()
 _current: VigilConfig | None = None
 _DEFAULTS = VigilConfig()  # what get_config_or_defaults answers when loading fails
 _listeners: list[Callable[[VigilConfig], None]] = []
+
+
+SettingsT = typing.TypeVar("SettingsT")
+
+
+def with_arguments(settings: SettingsT,
+                   arguments: Mapping[str, tuple[str, object]]) -> SettingsT:
+    """``settings`` with the constructor arguments that were given in place of the configured
+    values: the one rule for explicit arguments (see "Configuration" in the README).
+
+    ``arguments`` maps a settings field to ``(argument name, value)``; a value of ``None``
+    means "not given". Components call this at construction *and* on every later
+    :func:`configure`, so an argument given to a constructor is never overwritten by
+    configuration. The settings class validates the values as it validates a file; the
+    :class:`ConfigError` names the argument (``retention: got 0; ...`` for
+    ``ExecutionTracer(retention=0)``).
+    """
+    given = {field: value for field, (_, value) in arguments.items() if value is not None}
+    if not given:
+        return settings
+    try:
+        return dataclasses.replace(settings, **given)  # type: ignore[type-var]
+    except ConfigError as err:
+        argument = arguments.get(err.key, (err.key, None))[0]
+        raise ConfigError(argument, err.value, err.allowed, hint=err.hint) from None
 
 
 def get_config() -> VigilConfig:

@@ -1,11 +1,11 @@
 """The one-way layering rule, checked on the import graph (every import form, lazy ones too).
 
-base (clock, config, text, forks, _lazy) < monitoring < error_handling < the top-level
-integrations (vigil/__init__, asgi, wsgi, gunicorn, testing); nothing in lib/ imports the
-exporter or a web framework. Read from each module's syntax tree: ``import a.b``, ``from a
-import b`` (``from vigil import error_handling`` names the module it imports), relative
-imports, imports inside functions, and module names given as strings (``importlib`` calls and
-vigil._lazy's forwarding tables), so a lazy import cannot hide an edge.
+base (clock, config, text, forks, _lazy, jsonsafe, vocabulary) < monitoring < error_handling <
+the top-level integrations (vigil/__init__, asgi, wsgi, gunicorn, testing); nothing in lib/
+imports the exporter or a web framework. Read from each module's syntax tree: ``import a.b``,
+``from a import b`` (``from vigil import error_handling`` names the module it imports),
+relative imports, imports inside functions, and module names given as strings (``importlib``
+calls and vigil._lazy's forwarding tables), so a lazy import cannot hide an edge.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LIB = ROOT / "lib"
 
-BASE = ("vigil.clock", "vigil.config", "vigil.text", "vigil.forks", "vigil._lazy")
+BASE = ("vigil.clock", "vigil.config", "vigil.text", "vigil.forks", "vigil._lazy", "vigil.jsonsafe",
+        "vigil.vocabulary")
 LAYER = {"base": 0, "monitoring": 1, "error_handling": 2, "top": 3}
 FOREIGN = ("vigil_exporter", "fastapi", "starlette", "uvicorn", "flask", "django", "redis")
 

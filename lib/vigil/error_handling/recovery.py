@@ -94,6 +94,7 @@ from vigil.config import (
     on_configure,
     parse_category_entry,
     parse_policy_override,
+    with_arguments,
 )
 from vigil.error_handling.breaker import CircuitBreaker
 from vigil.monitoring import instruments
@@ -437,13 +438,16 @@ class ErrorRecoveryManager:
                  alert_manager: AlertManager | None = None,
                  logger: StructuredLogger | None = None) -> None:
         config = get_config()
-        settings = config.error_handling.recovery
         self._fixed_policy = policy is not None
         self.policy = policy if policy is not None else RecoveryPolicy.from_config(config)
-        self.alert_min_severity = _severity(alert_min_severity if alert_min_severity is not None
-                                            else settings.alert_min_severity)
-        if history_size is not None:  # validated by the settings class, like the config file
-            settings = dataclasses.replace(settings, history_size=history_size)
+        # Given arguments win over the configuration, now and after every configure().
+        self._fixed_severity = None if alert_min_severity is None else \
+            _severity(alert_min_severity)
+        self._arguments: dict[str, tuple[str, object]] = {
+            "history_size": ("history_size", history_size)}
+        settings = with_arguments(config.error_handling.recovery, self._arguments)
+        self.alert_min_severity = self._fixed_severity if self._fixed_severity is not None \
+            else _severity(settings.alert_min_severity)
         self._history: deque[ErrorRecord] = deque(maxlen=settings.history_size)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
         self._registry = registry
@@ -633,14 +637,15 @@ class ErrorRecoveryManager:
         categories of :meth:`add_category` are added again on top; a ``policy=`` given to the
         constructor is kept.
         """
-        settings = config.error_handling.recovery
+        settings = with_arguments(config.error_handling.recovery, self._arguments)
         with self._lock:
             if not self._fixed_policy:
                 policy = RecoveryPolicy.from_config(config)
                 for category, row in self._added.items():
                     policy = policy.with_category(category, row)
                 self.policy = policy
-            self.alert_min_severity = _severity(settings.alert_min_severity)
+            if self._fixed_severity is None:
+                self.alert_min_severity = _severity(settings.alert_min_severity)
             if self._history.maxlen != settings.history_size:
                 self._history = deque(self._history, maxlen=settings.history_size)
 

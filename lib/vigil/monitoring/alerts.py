@@ -67,11 +67,11 @@ from prometheus_client import CollectorRegistry
 from vigil._lazy import shared_objects
 from vigil.clock import SYSTEM_CLOCK, Clock, format_rfc3339
 from vigil.config import (
-    AlertSettings,
     VigilConfig,
     get_config,
     get_config_or_defaults,
     on_configure,
+    with_arguments,
 )
 from vigil.forks import at_fork
 from vigil.jsonsafe import json_safe
@@ -263,14 +263,13 @@ class AlertManager:
                  buffer_size: int | None = None, dedup_window: float | None = None,
                  handler_timeout: float | None = None, queue_size: int | None = None,
                  logger: _Logger | None = None) -> None:
-        base = get_config().monitoring.alerts
-        # AlertSettings validates on construction, so bad arguments fail like bad config.
-        self._settings = AlertSettings(
-            buffer_size=base.buffer_size if buffer_size is None else buffer_size,
-            dedup_window=base.dedup_window if dedup_window is None else dedup_window,
-            handler_timeout=base.handler_timeout if handler_timeout is None else handler_timeout,
-            queue_size=base.queue_size if queue_size is None else queue_size,
-            buffer_max_bytes=base.buffer_max_bytes, exit_flush_timeout=base.exit_flush_timeout)
+        # Given arguments win over the configuration, now and after every configure().
+        self._arguments: dict[str, tuple[str, object]] = {
+            "buffer_size": ("buffer_size", buffer_size),
+            "dedup_window": ("dedup_window", dedup_window),
+            "handler_timeout": ("handler_timeout", handler_timeout),
+            "queue_size": ("queue_size", queue_size)}
+        self._settings = with_arguments(get_config().monitoring.alerts, self._arguments)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
         self._logger: _Logger = logger if logger is not None else StructuredLogger("vigil.alerts")
         self._lock = threading.Lock()
@@ -346,7 +345,7 @@ class AlertManager:
         """Apply ``config.monitoring.alerts``: the buffer keeps its newest alerts; the window,
         timeout and queue bound apply from the next alert on. Registered with
         :func:`vigil.config.on_configure` for the module-level ``alert_manager``."""
-        settings = config.monitoring.alerts
+        settings = with_arguments(config.monitoring.alerts, self._arguments)
         with self._lock:
             self._settings = settings
             self._trim_locked()

@@ -84,7 +84,7 @@ from prometheus_client.utils import floatToGoString
 
 from vigil._lazy import shared, shared_objects
 from vigil.clock import SYSTEM_CLOCK, Clock, SystemClock, format_rfc3339
-from vigil.config import VigilConfig, get_config, on_configure
+from vigil.config import VigilConfig, get_config, on_configure, with_arguments
 from vigil.monitoring import context as _context
 from vigil.monitoring import instruments
 
@@ -350,12 +350,6 @@ def _outcome(exc: BaseException) -> tuple[str, dict[str, Any] | None]:
     return "error", _error_info(exc)
 
 
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"ExecutionTracer: {name} must be an integer >= 1, got {value!r}")
-    return value
-
-
 class ExecutionTracer:
     """Records timed entries (spans) in bounded memory and exports their durations.
 
@@ -373,18 +367,21 @@ class ExecutionTracer:
                  retention: int | None = None, max_active: int | None = None,
                  enabled: bool | None = None, logger: WarningLogger | None = None,
                  export: SpanExport | None = None, sampler: Sampler | None = None) -> None:
-        settings = get_config().monitoring.tracing
+        # Given arguments win over the configuration, now and after every configure().
+        self._arguments: dict[str, tuple[str, object]] = {
+            "trace_retention": ("retention", retention),
+            "max_active_traces": ("max_active", max_active),
+            "enabled": ("enabled", enabled)}
+        settings = with_arguments(get_config().monitoring.tracing, self._arguments)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
         # Prebound, and for the system clock the C functions themselves: the hot path reads the
         # clock three times per entry and a Python-level method call costs more than the read.
         system = isinstance(self._clock, SystemClock)
         self._monotonic: Callable[[], float] = time.monotonic if system else self._clock.monotonic
         self._wall: Callable[[], float] = time.time if system else self._clock.time
-        self._retention = _positive_int(
-            "retention", settings.trace_retention if retention is None else retention)
-        self._max_active = _positive_int(
-            "max_active", settings.max_active_traces if max_active is None else max_active)
-        self._enabled = bool(settings.enabled if enabled is None else enabled)
+        self._retention = settings.trace_retention
+        self._max_active = settings.max_active_traces
+        self._enabled = settings.enabled
         self._logger: WarningLogger = (logger if logger is not None
                                        else StructuredLogger("vigil.tracing"))
         self.registry = registry if registry is not None else instruments.default_registry()
@@ -466,9 +463,8 @@ class ExecutionTracer:
 
     def reconfigure(self, config: VigilConfig) -> None:
         """Apply ``config.monitoring.tracing``: the newest entries are kept when a cap shrinks."""
-        settings = config.monitoring.tracing
-        retention = _positive_int("retention", settings.trace_retention)
-        max_active = _positive_int("max_active", settings.max_active_traces)
+        settings = with_arguments(config.monitoring.tracing, self._arguments)
+        retention, max_active = settings.trace_retention, settings.max_active_traces
         self._follow(settings)
         with self._lock:
             self._enabled = settings.enabled

@@ -504,6 +504,27 @@ def test_add_category_from_threads_keeps_every_row(env: Env) -> None:
     assert {c.name for c in env.manager.policy.custom_categories} == {f"C{i}" for i in range(16)}
 
 
+def test_arguments_given_to_the_constructor_survive_reconfigure() -> None:
+    """The one config rule: alert_min_severity and history_size given to the constructor stay
+    when configure() changes them; a manager built without them follows."""
+    given, following = Env(alert_min_severity="low", history_size=3), Env()
+    try:
+        config = load_config(overrides={"error_handling": {"recovery": {
+            "alert_min_severity": "CRITICAL", "history_size": 7}}})
+        for made in (given, following):
+            made.manager.reconfigure(config)
+        assert given.manager.alert_min_severity is ErrorSeverity.LOW
+        assert following.manager.alert_min_severity is ErrorSeverity.CRITICAL
+        for made in (given, following):
+            for n in range(10):
+                made.manager.handle_error(KeyError(n), "SYSTEM", "low", "c", "o")
+        assert len(given.manager.get_recent_errors(100)) == 3
+        assert len(following.manager.get_recent_errors(100)) == 7
+    finally:
+        given.alerts.close()
+        following.alerts.close()
+
+
 def test_a_given_policy_keeps_api_categories_through_reconfigure() -> None:
     """A manager built with policy= keeps that policy plus its add_category rows on reconfigure."""
     made = Env(policy=RecoveryPolicy(retry_delay=0.25))

@@ -478,7 +478,9 @@ def test_concurrent_senders_counts_are_exact(make: Callable[..., Harness],
 
 def test_reconfigure_keeps_newest_and_applies_new_settings(make: Callable[..., Harness]) -> None:
     """reconfigure() shrinks the buffer to its newest alerts and applies window and limits."""
-    h = make(buffer_size=5, dedup_window=60.0)
+    h = make(buffer_size=None, dedup_window=None, handler_timeout=None, queue_size=None)
+    h.manager.reconfigure(load_config(
+        {"monitoring": {"alerts": {"buffer_size": 5, "dedup_window": 60}}}, environ={}))
     for i in range(5):
         h.manager.send_alert("low", "X", f"m{i}")
     h.manager.reconfigure(load_config(
@@ -491,6 +493,17 @@ def test_reconfigure_keeps_newest_and_applies_new_settings(make: Callable[..., H
     assert first.count == 1
     assert [a.message for a in h.manager.get_recent_alerts()] == ["m4", "m4"]
     assert h.manager.get_recent_alerts()[0] is first
+
+
+def test_arguments_given_to_the_constructor_survive_reconfigure(
+        make: Callable[..., Harness]) -> None:
+    """The one config rule: what the constructor was given stays; the rest follows configure."""
+    h = make(buffer_size=5, dedup_window=60.0, handler_timeout=None)
+    h.manager.reconfigure(load_config(
+        {"monitoring": {"alerts": {"buffer_size": 2, "dedup_window": 0, "handler_timeout": 3}}},
+        environ={}))
+    assert (h.manager.buffer_size, h.manager.dedup_window, h.manager.handler_timeout) == \
+        (5, 60.0, 3.0)
 
 
 def test_module_singleton_follows_configure(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -766,7 +766,9 @@ def test_disabled_tracing_stores_nothing_but_still_sets_context() -> None:
 
 def test_reconfigure_resizes_and_keeps_the_newest() -> None:
     """reconfigure() applies retention, the active cap and enabled from a new config."""
-    rig = Rig(retention=10, max_active=10)
+    rig = Rig()
+    rig.tracer.reconfigure(load_config({"monitoring": {"tracing": {
+        "trace_retention": 10, "max_active_traces": 10}}}))
     done = []
     for _ in range(6):
         trace_id = rig.tracer.start_trace("C", "done")
@@ -785,6 +787,15 @@ def test_reconfigure_resizes_and_keeps_the_newest() -> None:
     assert rig.tracer.get_trace(rig.tracer.start_trace("C", "off")) is None
 
 
+def test_arguments_given_to_the_constructor_survive_reconfigure() -> None:
+    """The one config rule: retention, max_active and enabled given to the constructor stay
+    when configure() changes them; what was not given follows."""
+    rig = Rig(retention=10, enabled=True)
+    rig.tracer.reconfigure(load_config({"monitoring": {"tracing": {
+        "trace_retention": 2, "max_active_traces": 3, "enabled": False}}}))
+    assert (rig.tracer.retention, rig.tracer.max_active, rig.tracer.enabled) == (10, 3, True)
+
+
 def test_singleton_follows_configure() -> None:
     """vigil.configure() resizes the module-level execution_tracer."""
     vigil.configure({"monitoring": {"tracing": {"trace_retention": 7, "max_active_traces": 9}}})
@@ -799,7 +810,7 @@ def test_constructor_defaults_come_from_config_and_bad_sizes_are_rejected() -> N
     assert tracer.retention == settings.trace_retention
     assert tracer.max_active == settings.max_active_traces
     assert tracer.enabled is settings.enabled
-    with pytest.raises(ValueError, match="retention must be an integer >= 1, got 0"):
+    with pytest.raises(vigil.ConfigError, match="retention: got 0; must be a number >= 1"):
         ExecutionTracer(registry=CollectorRegistry(), retention=0)
     with pytest.raises(ValueError, match="max_active"):
         ExecutionTracer(registry=CollectorRegistry(), max_active=-1)
