@@ -30,7 +30,9 @@ from vigil.error_handling import (
     Retrier,
     RetryPolicy,
     all_breakers,
+    current_attempt,
     retry_events,
+    retrying,
     with_retry,
 )
 from vigil.monitoring import (
@@ -124,6 +126,7 @@ __all__ = [
     "configure",
     "configure_logging",
     "continue_trace",
+    "current_attempt",
     "current_span",
     "error_recovery_manager",
     "execution_tracer",
@@ -138,6 +141,7 @@ __all__ = [
     "parse_traceparent",
     "performance_monitor",
     "retry_events",
+    "retrying",
     "trace_context",
     "trace_execution",
     "with_retry",

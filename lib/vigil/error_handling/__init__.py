@@ -40,13 +40,23 @@ from vigil.error_handling.recovery import (
     is_transient,
 )
 from vigil.error_handling.retry import (
+    Attempt,
     Retrier,
     RetryDecision,
     RetryGaveUp,
+    Retrying,
     RetryPolicy,
     RetryScheduled,
     RetrySucceeded,
+    current_attempt,
     retry_events,
+    retrying,
+    wait_chain,
+    wait_exponential,
+    wait_fixed,
+    wait_incrementing,
+    wait_random,
+    with_jitter,
     with_retry,
 )
 
@@ -58,6 +68,7 @@ else:
 
 __all__ = [
     "AgentExecutionErrorHandler",
+    "Attempt",
     "BreakerPolicy",
     "BreakerStateMachine",
     "CallOutcome",
@@ -83,10 +94,19 @@ __all__ = [
     "RetryPolicy",
     "RetryScheduled",
     "RetrySucceeded",
+    "Retrying",
     "StateTransition",
     "all_breakers",
+    "current_attempt",
     "error_recovery_manager",
     "is_transient",
     "retry_events",
+    "retrying",
+    "wait_chain",
+    "wait_exponential",
+    "wait_fixed",
+    "wait_incrementing",
+    "wait_random",
+    "with_jitter",
     "with_retry",
 ]

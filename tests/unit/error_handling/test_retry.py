@@ -24,10 +24,12 @@ from vigil.error_handling.retry import (
     Retrier,
     RetryEvent,
     RetryGaveUp,
+    Retrying,
     RetryPolicy,
     RetryScheduled,
     RetrySucceeded,
     retry_events,
+    retrying,
     with_retry,
 )
 from vigil.monitoring.logs import StructuredLogger
@@ -49,10 +51,29 @@ class Rig:
         self.logger = StructuredLogger("vigil.retry", registry=self.registry, stream=self.stream)
 
     def retry(self, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return with_retry(**self.options(kwargs))
+
+    def retrying(self, **kwargs: Any) -> Retrying:
+        return retrying(**self.options({"operation": "loop", **kwargs}))
+
+    def options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The rig's clock, registry and logger, its rng unless ``wait`` is given, + kwargs."""
         options: dict[str, Any] = {"clock": self.clock, "registry": self.registry,
-                                   "logger": self.logger, "rng": self.rng}
+                                   "logger": self.logger}
+        if "wait" not in kwargs:
+            options["rng"] = self.rng
         options.update(kwargs)
-        return with_retry(**options)
+        return options
+
+    def events(self, target: Any) -> list[RetryEvent]:
+        """A list that receives every event of ``target`` (a retried function or loop)."""
+        seen: list[RetryEvent] = []
+        retry_events(target).subscribe(seen.append)
+        return seen
+
+    def lines(self) -> list[dict[str, Any]]:
+        """The metadata of every log line written so far."""
+        return [entry["metadata"] for entry in self.logger.get_recent_logs()]
 
     def calls(self, operation: str, outcome: str) -> float | None:
         return self.registry.get_sample_value(
@@ -504,12 +525,16 @@ def test_bad_arguments_raise_config_error_naming_them(kwargs: dict[str, Any], ke
     assert str(info.value).startswith(f"{key}: got {kwargs[key]!r}; ")
 
 
-def test_bad_operation_is_a_config_error_and_bare_decorator_gets_a_hint() -> None:
-    """An empty operation name is refused; @with_retry without parentheses is explained."""
+def test_bad_operation_is_a_config_error() -> None:
+    """An empty operation name is refused, naming the argument."""
     with pytest.raises(ConfigError, match="operation"):
         with_retry(operation="", registry=CollectorRegistry())(Flaky([]))
-    with pytest.raises(ConfigError, match=r"write @with_retry\(\) with parentheses"):
-        with_retry(Flaky([]))  # type: ignore[arg-type]
+
+
+def test_a_callable_max_attempts_in_from_config_gets_a_hint() -> None:
+    """RetryPolicy.from_config(fn) is a ConfigError explaining the bare decorator form."""
+    with pytest.raises(ConfigError, match="without parentheses takes no other argument"):
+        RetryPolicy.from_config(Flaky([]))  # type: ignore[arg-type]
 
 
 def test_generator_functions_are_refused() -> None:
