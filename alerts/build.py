@@ -551,15 +551,19 @@ def breaker_alerts(s: Settings) -> list[dict[str, Any]]:
     j = s.selector
     per_breaker = s.by("job", "instance", "breaker")
     closed = f'vigil_circuit_breaker_state{{{j}, state="CLOSED"}}'
-    not_closed = f"count by ({per_breaker}) ({closed} == 0)"
+    # Out of CLOSED but letting every call through (set by hand): not an outage.
+    passing = f'vigil_circuit_breaker_state{{{j}, state=~"DISABLED|METRICS_ONLY"}}'
+    not_closed = (f"count by ({per_breaker}) "
+                  f"(({closed} == 0) unless ignoring (state) ({passing} == 1))")
     workers = f"count by ({per_breaker}) ({closed})"
 
     def open_alert(severity: str, for_: str) -> dict[str, Any]:
         return _alert(
             s, "VigilCircuitBreakerOpen", not_closed, severity,
             "Circuit breaker {{ $labels.breaker }} is open",
-            f"Breaker {{{{ $labels.breaker }}}} on {{{{ $labels.instance }}}} has been out of "
-            f"CLOSED (OPEN, or HALF_OPEN probes that failed) in at least one worker for more "
+            f"Breaker {{{{ $labels.breaker }}}} on {{{{ $labels.instance }}}} has been rejecting "
+            f"calls (OPEN, HALF_OPEN probes that failed, or FORCED_OPEN by hand) in at least one "
+            f"worker for more "
             f"than {for_}; now in {{{{ $value | printf \"%.0f\" }}}} worker(s): calls there to "
             f"the service behind it are rejected or answered by its fallback.", for_)
 

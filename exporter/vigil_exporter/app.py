@@ -1,4 +1,5 @@
-"""The exporter's HTTP app: ``/metrics``, health, the JSON API and the Alertmanager webhook.
+"""The exporter's HTTP app: ``/metrics``, health, the JSON API, the Alertmanager webhook and
+the HTML console at ``/`` (:mod:`vigil_exporter.console`).
 
 :func:`create_app` builds a FastAPI application (FastAPI: concurrent requests on one event
 loop, blocking work in a thread pool, and an OpenAPI description at ``/openapi.json`` that a
@@ -12,8 +13,9 @@ How it behaves:
   parameter, else is empty). Bad input is always a 4xx; a 500 means a bug, and is logged by
   ``StructuredLogger("vigil.exporter")`` with the method and path (never headers).
 - **Responses always encode**: values the API returns (trace and alert metadata hold whatever
-  the application put there) go through :func:`json_safe`: unknown objects become their
-  ``str``, non-finite floats ``null``, nesting past :data:`MAX_JSON_DEPTH` a placeholder. A
+  the application put there) go through :func:`json_safe` (:mod:`vigil.jsonsafe`'s rule:
+  unknown objects become their text, non-finite floats ``"NaN"``/``"Infinity"``, lone
+  surrogates U+FFFD, nesting past :data:`MAX_JSON_DEPTH` ``"[TOO DEEP]"``). A
   trace tree is cut below :data:`MAX_TREE_DEPTH` levels (the cut node has ``truncated: true``);
   a whole W3C trace keeps within ``api_max_bytes`` by leaving out whole trees.
 - **Nothing slow runs on the event loop**: ``/metrics`` renders in a worker thread (a scrape of
@@ -28,10 +30,10 @@ How it behaves:
   exporter's names gets 421 (DNS rebinding), a browser's foreign ``Origin`` 403 (all but the
   health routes), and with ``exporter.api_*`` credentials set every route but health and the
   webhook needs them (401). HEAD is answered wherever GET is; every answer carries nosniff,
-  ``X-Frame-Options: DENY``, no referrer, a ``default-src 'none'`` CSP and ``Cache-Control:
-  no-store``; there are no trailing-slash redirects and no ``/docs`` unless
-  ``exporter.docs_enabled``. ``/metrics`` honours the q values of ``Accept`` (406 when
-  neither format is acceptable).
+  ``X-Frame-Options: DENY``, no referrer, a ``default-src 'none'`` CSP (the docs pages and the
+  console set their own) and ``Cache-Control: no-store``; there are no trailing-slash
+  redirects and no ``/docs`` unless ``exporter.docs_enabled``. ``/metrics`` honours the q
+  values of ``Accept`` (406 when neither format is acceptable).
 - **The webhook** checks credentials before reading the body (401, nothing stored), takes
   only ``application/json`` (415: a browser's cross-site form or text/plain POST), parses
   in the thread pool (400/422), commits the notification's new alerts to the durable
@@ -88,6 +90,7 @@ from vigil.monitoring.multiprocess import exposition
 from vigil.monitoring.tracing import ExecutionTracer
 from vigil.text import safe_text
 from vigil_exporter.auth import Credentials, WebhookAuth
+from vigil_exporter.console import console_router
 from vigil_exporter.delivery import DeliveryLoop, StoreCollector
 from vigil_exporter.policy import (
     HEAD_SCOPE_KEY,
@@ -230,7 +233,7 @@ class BreakerInfo(BaseModel):
     """One circuit breaker, from ``CircuitBreaker.snapshot()``."""
 
     name: str
-    state: Literal["CLOSED", "OPEN", "HALF_OPEN"]
+    state: Literal["CLOSED", "OPEN", "HALF_OPEN", "DISABLED", "METRICS_ONLY", "FORCED_OPEN"]
     failure_count: int = Field(description="consecutive failures")
     counts: dict[str, int] = Field(description="calls by outcome since the breaker was made")
     seconds_until_probe: float = Field(description="while open: seconds until a trial call")
@@ -751,7 +754,7 @@ def create_app(*, settings: ExporterSettings | None = None,
     """The exporter's FastAPI app.
 
     Defaults: ``vigil.get_config().exporter``; the registry of ``monitor`` if given, else
-    ``performance_monitor.registry``; vigil's ``alert_manager``, ``execution_tracer`` and
+    prometheus_client's default registry; vigil's ``alert_manager``, ``execution_tracer`` and
     ``performance_monitor``. The webhook's store is ``store`` (the caller's: it stays open),
     else the one ``settings`` name (:func:`~vigil_exporter.store.open_store`, in ``state_dir``
     when given), opened when the lifespan starts and closed when it ends. The lifespan also
@@ -834,6 +837,7 @@ def create_app(*, settings: ExporterSettings | None = None,
     _add_error_handlers(app, logger)
     _add_metrics_routes(app, registry)
     _add_api_routes(app, manager, tracer, monitor, settings)
+    app.include_router(console_router(settings, monitor))  # GET /: the HTML console
     _add_webhook_route(app, settings, auth, manager, registry, logger)
     if settings.docs_enabled:
         add_docs_routes(app)

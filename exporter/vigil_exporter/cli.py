@@ -202,7 +202,7 @@ def _serve(args: argparse.Namespace) -> int:
     warning = exposure_warning(settings)
     if warning is not None:
         print(f"vigil: warning: {warning}", file=sys.stderr)
-    print(f"vigil: serving http://{host}:{settings.port}/metrics (webhook: "
+    print(f"vigil: console http://{host}:{settings.port}/ (metrics: /metrics; webhook: "
           f"{settings.webhook_path}; store: {store!r}; handlers: {len(handlers)}); Ctrl-C stops",
           file=sys.stderr)
     try:

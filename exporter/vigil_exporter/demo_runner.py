@@ -1,8 +1,9 @@
 """``vigil demo``: the simulated application, its exporter and, when installed, the local stack.
 
-What runs, in order: JSON logs to stdout (or ``--log-file``), the exporter on loopback, then a
-Prometheus and an Alertmanager (``stack.py``) scraping it and posting alerts back to its
-webhook, the resource sampler, and the :class:`~vigil_exporter.demo.AgentStudioDemo` workload.
+What runs, in order: JSON logs to stdout (or ``--log-file``), the exporter on loopback (the URL
+of its HTML console is the first line printed), then a Prometheus and an Alertmanager
+(``stack.py``) scraping it and posting alerts back to its webhook, the resource sampler, and
+the :class:`~vigil_exporter.demo.AgentStudioDemo` workload.
 A progress line goes to stderr every few seconds; at the end (``--duration`` or Ctrl-C) every
 child is stopped and the final report printed.
 """
@@ -101,6 +102,7 @@ def run_demo(config: VigilConfig, *, duration: float | None = None, port: int | 
         settings = dataclasses.replace(config.exporter, state_dir=folder)
         handle = start_exporter(port=port, settings=settings)
         cleanup.callback(handle.stop)
+        _say(out, f"vigil demo: console      {handle.url}/  (open it in a browser)")
         _say(out, f"vigil demo: metrics      {handle.url}/metrics")
         _say(out, f"vigil demo: JSON API     {handle.url}/api/breakers  (and /docs)")
         if log_file is not None:

@@ -95,8 +95,9 @@ def test_built_for_job_shop_it_fires_on_shop_and_not_on_vigil(tmp_path: Path) ->
     breaker = {"exp_labels": {"severity": "warning", **shop_labels, "breaker": "payments"},
                "exp_annotations": {
                    "summary": "Circuit breaker payments is open",
-                   "description": "Breaker payments on shop:8000 has been out of CLOSED (OPEN, "
-                                  "or HALF_OPEN probes that failed) in at least one worker for "
+                   "description": "Breaker payments on shop:8000 has been rejecting calls "
+                                  "(OPEN, HALF_OPEN probes that failed, or FORCED_OPEN by hand) "
+                                  "in at least one worker for "
                                   "more than 5m; now in 1 worker(s): calls there to the service "
                                   "behind it are rejected or answered by its fallback.",
                    "runbook_url": "https://wiki.shop/vigil#vigilcircuitbreakeropen"}}

@@ -149,3 +149,9 @@ def test_the_demo_runs_from_the_wheel_with_the_exporter_extra(installed: Install
                          "--log-file", "demo.log", timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (installed.work / "demo.log").stat().st_size > 0
+    # The HTML console's files are package data of the wheel (GET / serves them from there).
+    console = installed.run("python", "-c", (
+        "from vigil_exporter.console import ASSETS, load_asset\n"
+        "print(sorted(n for n in (*ASSETS, 'index.html') if load_asset(n, 'x').body))"))
+    assert console.stdout.strip() == str(sorted(
+        ["console.css", "console.js", "favicon.svg", "index.html"])), console.stderr

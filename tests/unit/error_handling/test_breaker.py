@@ -8,7 +8,6 @@ import gc
 import inspect
 import io
 import json
-import math
 import queue
 import threading
 import weakref
@@ -17,12 +16,18 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from tests.unit.error_handling.breaker_rig import (
+    WAIT,
+    Rig,
+    fail,
+    ok,
+    raise_,
+    rigs,
+    trip,
+)
 
-import vigil
 from vigil.config import ConfigError
 from vigil.error_handling.breaker import (
-    BreakerPolicy,
-    BreakerStateMachine,
     CallOutcome,
     CallRejected,
     CircuitBreaker,
@@ -31,87 +36,18 @@ from vigil.error_handling.breaker import (
     all_breakers,
 )
 from vigil.error_handling.errors import CircuitOpenError
-from vigil.monitoring.alerts import Alert, AlertManager
+from vigil.monitoring.alerts import Alert
 from vigil.monitoring.logs import StructuredLogger
 from vigil.testing import FakeClock
 
-WAIT = 5.0  # real seconds a test waits for other threads before failing (never slept)
 THREADS = 64
-
-
-@dataclasses.dataclass
-class Rig:
-    """A breaker wired to its own registry, fake clock, alert manager and log buffer."""
-
-    breaker: CircuitBreaker
-    registry: CollectorRegistry
-    clock: FakeClock
-    alerts: AlertManager
-    logger: StructuredLogger
-    stream: io.StringIO
-
-    def sample(self, name: str, **labels: str) -> float | None:
-        return self.registry.get_sample_value(name, labels)
-
-    def calls(self, outcome: str) -> float:
-        value = self.sample("vigil_circuit_breaker_calls_total",
-                            breaker=self.breaker.name, outcome=outcome)
-        return value or 0.0
-
-    def gauge(self, state: str) -> float | None:
-        return self.sample("vigil_circuit_breaker_state", breaker=self.breaker.name, state=state)
-
-    def transitions(self, from_state: str, to_state: str) -> float:
-        value = self.sample("vigil_circuit_breaker_transitions_total", breaker=self.breaker.name,
-                            from_state=from_state, to_state=to_state)
-        return value or 0.0
-
-    def logs(self) -> list[dict[str, Any]]:
-        return self.logger.get_recent_logs(count=1000)
 
 
 @pytest.fixture
 def make() -> Iterator[Callable[..., Rig]]:
     """Builds rigs (named ``svc`` unless told otherwise) and closes their alert managers."""
-    managers: list[AlertManager] = []
-
-    def build(**kwargs: Any) -> Rig:
-        registry, clock = CollectorRegistry(), FakeClock()
-        alerts = AlertManager(registry=registry, clock=clock)
-        managers.append(alerts)
-        stream = io.StringIO()
-        logger = StructuredLogger("vigil.circuit_breaker", registry=registry, stream=stream)
-        kwargs.setdefault("name", "svc")
-        breaker = CircuitBreaker(clock=clock, registry=registry, alert_manager=alerts,
-                                 logger=logger, **kwargs)
-        return Rig(breaker, registry, clock, alerts, logger, stream)
-
-    yield build
-    for manager in managers:
-        manager.close()
-
-
-def raise_(exc: BaseException) -> Any:
-    raise exc
-
-
-def ok(value: Any = "ok") -> Any:
-    return value
-
-
-def fail(cb: CircuitBreaker, times: int = 1, exc_type: type[Exception] = ValueError) -> None:
-    for _ in range(times):
-        with pytest.raises(exc_type):
-            cb.call(raise_, exc_type("boom"))
-
-
-def trip(rig: Rig) -> None:
-    """Fail the rig's breaker until it opens."""
-    for _ in range(100):
-        if rig.breaker.state == "OPEN":
-            return
-        fail(rig.breaker)
-    raise AssertionError("breaker did not open")
+    with rigs() as build:
+        yield build
 
 
 # --- the seed's examples ------------------------------------------------------------------
@@ -465,65 +401,6 @@ def test_keyboard_interrupt_frees_the_probe_slot_and_is_ignored(
     assert cb.state == "CLOSED"
 
 
-# --- configuration ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("key", "value"), [
-    ("failure_threshold", 0),
-    ("failure_threshold", -3),
-    ("failure_threshold", 2.5),
-    ("failure_threshold", True),
-    ("recovery_timeout", 0),
-    ("recovery_timeout", -1.0),
-    ("recovery_timeout", math.nan),
-    ("recovery_timeout", math.inf),
-    ("half_open_max_calls", 0),
-    ("success_threshold", 0),
-    ("failure_rate_threshold", 0),
-    ("failure_rate_threshold", 1.5),
-    ("minimum_calls", 0),
-    ("sliding_window_size", -1),
-    ("slow_call_duration", 0),
-    ("open_duration_multiplier", 0.5),
-    ("max_recovery_timeout", -1.0),
-])
-def test_bad_settings_raise_config_error_naming_them(key: str, value: object) -> None:
-    """Zero, negative or ill-typed settings raise ConfigError naming the argument and the
-    value; nothing is silently replaced (``circuitbreaker`` turns 0 into 5)."""
-    with pytest.raises(ConfigError) as info:
-        CircuitBreaker(**{key: value}, registry=CollectorRegistry())  # type: ignore[arg-type]
-    assert info.value.key == key
-    assert repr(value) in str(info.value)
-    assert key in str(info.value)
-
-
-@pytest.mark.parametrize(("kwargs", "key"), [
-    ({"failure_threshold": 3, "failure_rate_threshold": 0.5}, "failure_threshold"),
-    ({"minimum_calls": 30, "sliding_window_size": 20}, "minimum_calls"),
-    ({"recovery_timeout": 10.0, "max_recovery_timeout": 5.0}, "max_recovery_timeout"),
-    ({"expected_exception": KeyboardInterrupt}, "expected_exception"),
-    ({"expected_exception": ()}, "expected_exception"),
-    ({"expected_exception": "ValueError"}, "expected_exception"),
-    ({"name": ""}, "name"),
-    ({"fallback": "cached"}, "fallback"),
-])
-def test_inconsistent_settings_raise_config_error(kwargs: dict[str, Any], key: str) -> None:
-    """Combinations that cannot work are refused with the offending argument named."""
-    with pytest.raises(ConfigError) as info:
-        CircuitBreaker(**kwargs, registry=CollectorRegistry())
-    assert info.value.key == key
-
-
-def test_defaults_come_from_configuration() -> None:
-    """Arguments left out take error_handling.circuit_breaker.* from vigil.configure."""
-    vigil.configure({"error_handling": {"circuit_breaker": {
-        "default_failure_threshold": 2, "default_recovery_timeout": 7.5,
-        "default_half_open_max_calls": 4}}})
-    policy = CircuitBreaker(registry=CollectorRegistry()).policy
-    assert (policy.failure_threshold, policy.recovery_timeout,
-            policy.half_open_max_calls) == (2, 7.5, 4)
-
-
 # --- what counts as a failure -------------------------------------------------------------
 
 
@@ -808,9 +685,9 @@ def test_a_subscriber_causing_a_transition_sees_events_in_order(
 
 
 def test_all_state_series_exist_from_creation(make: Callable[..., Rig]) -> None:
-    """A new breaker exports all three state series (CLOSED=1) and zeroed call counters."""
+    """A new breaker exports all six state series (CLOSED=1) and zeroed call counters."""
     rig = make()
-    assert [rig.gauge(s) for s in ("CLOSED", "OPEN", "HALF_OPEN")] == [1.0, 0.0, 0.0]
+    assert rig.gauges() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     for outcome in ("success", "slow", "failure", "ignored", "rejected"):
         assert rig.sample("vigil_circuit_breaker_calls_total", breaker="svc",
                           outcome=outcome) == 0.0
@@ -951,17 +828,6 @@ def test_unnamed_breaker_used_directly_gets_a_serial_name() -> None:
                                      {"breaker": cb.name, "state": "CLOSED"}) == 1.0
 
 
-def test_generator_functions_are_refused() -> None:
-    """Decorating a generator function is a TypeError: only its creation would be guarded."""
-    cb = CircuitBreaker(name="gen", registry=CollectorRegistry())
-
-    def numbers() -> Iterator[int]:
-        yield 1
-
-    with pytest.raises(TypeError, match="generator"):
-        cb(numbers)
-
-
 def test_all_breakers_holds_them_weakly() -> None:
     """all_breakers lists live breakers and forgets collected ones."""
     cb = CircuitBreaker(name="weak", registry=CollectorRegistry())
@@ -1021,43 +887,6 @@ def test_snapshot_is_json_ready(make: Callable[..., Rig]) -> None:
     assert snap["config"]["failure_threshold"] == 1
     assert snap["config"]["expected_exception"] == "ValueError"
     assert snap["config"]["fallback"] is None
-
-
-# --- the state machine alone --------------------------------------------------------------
-
-
-def test_state_machine_runs_without_io() -> None:
-    """The core is driven with explicit times and reports transitions to a plain callback."""
-    published: list[object] = []
-    sm = BreakerStateMachine("core", BreakerPolicy(failure_threshold=2, recovery_timeout=5.0),
-                             published.append)
-    for now in (1.0, 2.0):
-        permit = sm.try_acquire(now)
-        assert isinstance(permit, int)
-        sm.on_failure(permit, now, 0.1)
-    rejection = sm.try_acquire(3.0)
-    assert rejection == CallRejected("core", CircuitState.OPEN, 4.0)
-    assert sm.current_state(7.0) is CircuitState.HALF_OPEN
-    assert [type(e).__name__ for e in published] == [
-        "StateTransition", "CallRejected", "StateTransition"]
-
-
-def test_a_call_admitted_in_an_earlier_state_does_not_move_the_machine() -> None:
-    """A result reported with a permit from a past state period is counted but not acted on."""
-    sm = BreakerStateMachine("core", BreakerPolicy(failure_threshold=1, recovery_timeout=5.0))
-    old = sm.try_acquire(0.0)
-    assert isinstance(old, int)
-    sm.transition("OPEN", 0.0, "test")
-    assert sm.current_state(5.0) is CircuitState.HALF_OPEN
-    sm.on_success(old, 5.0, 0.0)  # not a probe: must not close the breaker
-    assert sm.current_state(5.0) is CircuitState.HALF_OPEN
-    sm.on_failure(old, 5.0, 0.0)  # nor reopen it
-    assert sm.current_state(5.0) is CircuitState.HALF_OPEN
-    assert sm.counts()["success"] == 1
-    probe = sm.try_acquire(5.0)
-    assert isinstance(probe, int)
-    sm.on_success(probe, 5.0, 0.0)
-    assert sm.current_state(5.0) is CircuitState.CLOSED
 
 
 def test_the_constructor_settings_read_back_as_attributes() -> None:

@@ -1,0 +1,92 @@
+"""What a breaker publishes: frozen event records, built by the state machine and the driver.
+
+``cb.events`` carries :class:`StateTransition`, :class:`CallRejected`,
+:class:`FailureRateExceeded` and :class:`SlowCallRateExceeded`; ``cb.call_events`` carries one
+:class:`CallOutcome` per call that ran. Times (``at``) are the breaker clock's monotonic seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from vigil.error_handling.breaker.states import CircuitState, Outcome
+
+__all__ = [
+    "BreakerEvent",
+    "CallOutcome",
+    "CallRejected",
+    "FailureRateExceeded",
+    "SlowCallRateExceeded",
+    "StateTransition",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StateTransition:
+    """The breaker ``breaker`` went ``from_state`` -> ``to_state`` at ``at`` (its clock's
+    monotonic seconds) because of ``reason`` (human-readable: ``"5 failures in a row"``)."""
+
+    breaker: str
+    from_state: CircuitState
+    to_state: CircuitState
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallRejected:
+    """A call was rejected without running: the breaker was ``state``; ``retry_after`` is the
+    seconds until it lets a probe through (0 in ``HALF_OPEN``, where all slots were taken;
+    ``math.inf`` in ``FORCED_OPEN``, which schedules no probe)."""
+
+    breaker: str
+    state: CircuitState
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """A call that ran ended as ``outcome`` (success, slow, failure, ignored) after
+    ``duration`` seconds. Published on ``call_events`` only while it has subscribers."""
+
+    breaker: str
+    outcome: Outcome
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRateExceeded:
+    """Resilience4j's ``CircuitBreakerOnFailureRateExceededEvent``: at ``at`` the failure
+    rate over the sliding window's ``calls`` calls reached ``rate`` >= ``threshold``
+    (``failure_rate_threshold``) while the breaker was ``state``.
+
+    Published just before the ``CLOSED`` -> ``OPEN`` transition it causes; in
+    ``METRICS_ONLY`` (which never opens by itself) once each time the rate reaches the
+    threshold after being below it.
+    """
+
+    breaker: str
+    rate: float
+    threshold: float
+    calls: int
+    state: CircuitState
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SlowCallRateExceeded:
+    """Resilience4j's ``CircuitBreakerOnSlowCallRateExceededEvent``: the share of calls
+    slower than ``slow_call_duration`` reached ``rate`` >= ``threshold``
+    (``slow_call_rate_threshold``); published as :class:`FailureRateExceeded` is."""
+
+    breaker: str
+    rate: float
+    threshold: float
+    calls: int
+    state: CircuitState
+    at: float
+
+
+BreakerEvent: TypeAlias = (StateTransition | CallRejected | CallOutcome | FailureRateExceeded
+                           | SlowCallRateExceeded)
