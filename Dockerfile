@@ -31,6 +31,7 @@ COPY lib/ lib/
 COPY exporter/ exporter/
 COPY alerts/ alerts/
 COPY dashboards/ dashboards/
+COPY examples/vigil_demo/ examples/vigil_demo/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 

@@ -96,7 +96,7 @@ RECORDING_RULES: Final[Mapping[str, str]] = {
 
 _OPEN = 'state="OPEN"'
 _HALF_OPEN = 'state="HALF_OPEN"'
-_FORCED_OPEN = 'state="FORCED_OPEN"'
+_OPEN_OR_FORCED = 'state=~"OPEN|FORCED_OPEN"'
 _NOT_CLOSED = 'state=~"OPEN|HALF_OPEN|FORCED_OPEN"'  # the rejecting states
 _REJECTED = 'outcome="rejected"'
 _GAVE_UP = 'outcome="failure_after_retry"'
@@ -132,13 +132,14 @@ RECOVERY_ACTIONS: Final = Query(
 # One series per breaker and instance: 0 CLOSED, 1 HALF_OPEN, 2 OPEN (the panel maps the values
 # to names; FORCED_OPEN shows as OPEN, and DISABLED and METRICS_ONLY, which let calls run, as
 # CLOSED). The gauge has one 0/1 series per state, all present from the breaker's creation,
-# and under gunicorn one set per live worker (a pid label): each worker's 0/1/2 is computed
-# first (matching on every label but state), then the worst one is shown, so the band is OPEN
-# when any worker's breaker is OPEN, HALF_OPEN when none is OPEN and one is probing.
+# and under gunicorn one set per live worker (a pid label): each series is weighted (HALF_OPEN
+# 1, OPEN and FORCED_OPEN 2; `or` keeps them all, their state labels differ) and the worst is
+# shown, so the band is OPEN when any worker's breaker rejects everything, HALF_OPEN when none
+# does and one is probing. (`or` rather than `+ ignoring (state)`: an exporter from before the
+# FORCED_OPEN state has no such series, and a sum with a missing side is empty.)
 BREAKER_STATE: Final = Query(
     f"max by (instance, breaker) (vigil_circuit_breaker_state{_raw(_HALF_OPEN)}"
-    f" + ignoring (state) 2 * vigil_circuit_breaker_state{_raw(_OPEN)}"
-    f" + ignoring (state) 2 * vigil_circuit_breaker_state{_raw(_FORCED_OPEN)})",
+    f" or 2 * vigil_circuit_breaker_state{_raw(_OPEN_OR_FORCED)})",
     "{{breaker}} ({{instance}})")
 # How many workers have each breaker OPEN or HALF_OPEN (0 or 1 in a single process): what
 # VigilCircuitBreakerOpen counts.

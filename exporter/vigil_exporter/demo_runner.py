@@ -86,7 +86,7 @@ def run_demo(config: VigilConfig, *, duration: float | None = None, port: int | 
              seed: int | None = None, progress_interval: float = 5.0,
              out: IO[str] | None = None, stop: threading.Event | None = None) -> int:
     """Run the demo until ``duration`` passes, ``stop`` is set, Ctrl-C or SIGTERM; returns 0."""
-    from vigil_exporter.demo import AgentStudioDemo  # its decorators register demo series
+    from vigil_demo.agent_studio import AgentStudioDemo  # its decorators register demo series
 
     out = out if out is not None else sys.stderr
     stop = stop if stop is not None else threading.Event()

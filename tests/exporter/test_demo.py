@@ -1,4 +1,4 @@
-"""vigil_exporter.demo: the simulated agent studio plays its story and reports it.
+"""vigil_demo.agent_studio: the simulated agent studio plays its story and reports it.
 
 Most tests read one shared run (``played``): 2 s of real time at scale 0.04, which is 50 story
 seconds: the vector DB outage (8-25 s), the breaker opening, failing a probe and closing again
@@ -22,11 +22,11 @@ import pytest
 import vigil
 import vigil.error_handling
 import vigil.monitoring
-import vigil_exporter.demo as demo_module
+import vigil_demo.agent_studio as demo_module
 from vigil.error_handling import ErrorRecoveryManager
 from vigil.monitoring import AlertManager, StructuredLogger
 from vigil.testing import FakeClock
-from vigil_exporter.demo import EMBEDDING_BROWNOUT, AgentStudioDemo, DemoSummary, Document
+from vigil_demo.agent_studio import EMBEDDING_BROWNOUT, AgentStudioDemo, DemoSummary, Document
 
 SCALE = 0.04
 RUN_SECONDS = 2.0
@@ -376,7 +376,8 @@ def _dotted(node: ast.expr) -> list[str] | None:
 
 
 def test_demo_uses_only_vigils_public_api() -> None:
-    """demo.py imports vigil, vigil.error_handling and vigil.monitoring only, public names only."""
+    """The demo imports vigil, vigil.error_handling and vigil.monitoring only, public names
+    only."""
     source = Path(demo_module.__file__).read_text(encoding="utf-8")
     tree = ast.parse(source)
     for node in ast.walk(tree):
@@ -385,9 +386,10 @@ def test_demo_uses_only_vigils_public_api() -> None:
                 if alias.name.split(".")[0] == "vigil":
                     assert alias.name == "vigil", alias.name
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "vigil":
-            assert node.module in PUBLIC_MODULES, node.module
+            module_name = node.module or ""
+            assert module_name in PUBLIC_MODULES, module_name
             for alias in node.names:
-                assert alias.name in PUBLIC_MODULES[node.module], (node.module, alias.name)
+                assert alias.name in PUBLIC_MODULES[module_name], (module_name, alias.name)
         elif isinstance(node, ast.Attribute):
             chain = _dotted(node)
             if chain and chain[0] == "vigil":

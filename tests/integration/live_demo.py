@@ -65,7 +65,7 @@ class Demo:
 def playing_demo(tmp_path: Path) -> Iterator[Demo]:
     """The exporter serving vigil's registry at once; the demo (recording in a thread) and the
     resource sampler from ``play()``, which the caller calls once its servers scrape."""
-    from vigil_exporter.demo import AgentStudioDemo  # its decorators register demo series
+    from vigil_demo.agent_studio import AgentStudioDemo  # its decorators register demo series
 
     # The demo repeats a few alert messages. With the default 60 s de-duplication the first of
     # each is dispatched before the first scrape and the next a minute later, so "vigil alerts

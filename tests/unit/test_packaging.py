@@ -29,8 +29,9 @@ def _packages(root: Path, name: str) -> set[str]:
 
 
 def test_every_package_of_the_library_and_the_exporter_is_listed() -> None:
-    """Each folder with an __init__.py under lib/vigil and exporter/vigil_exporter is one of
-    the packages pyproject.toml lists, so the wheel carries it."""
+    """Each folder with an __init__.py under lib/vigil, exporter/vigil_exporter and
+    examples/vigil_demo is one of the packages pyproject.toml lists, so the wheel carries it."""
     found = _packages(REPO / "lib" / "vigil", "vigil") | \
-        _packages(REPO / "exporter" / "vigil_exporter", "vigil_exporter")
+        _packages(REPO / "exporter" / "vigil_exporter", "vigil_exporter") | \
+        _packages(REPO / "examples" / "vigil_demo", "vigil_demo")
     assert sorted(found - _listed()) == []
