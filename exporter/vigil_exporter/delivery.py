@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
@@ -45,6 +45,7 @@ from vigil.config import ExporterSettings
 from vigil.error_handling.retry import RetryPolicy
 from vigil.monitoring.alerts import AlertHandler, AlertManager, HandlerRunner
 from vigil.monitoring.instruments import counter
+from vigil.monitoring.logger_protocol import Logger
 from vigil.monitoring.logs import StructuredLogger
 from vigil_exporter.store import AlertStore, Claim, owner_id, owner_is_dead
 
@@ -53,15 +54,6 @@ __all__ = ["DeliveryLoop", "StopReport", "StoreCollector"]
 _ERROR_TEXT_LIMIT = 2000  # characters of a handler's exception kept with a delivery
 _RECLAIM_EVERY = 5.0  # seconds between two looks for deliveries held by dead processes
 _STORE_ERROR_LOG_EVERY = 30.0  # seconds between two log lines about a failing store
-
-
-class _Logger(Protocol):
-    def info(self, message: str, metadata: Mapping[str, Any] | None = ...) -> None: ...
-
-    def warning(self, message: str, metadata: Mapping[str, Any] | None = ...) -> None: ...
-
-    def error(self, message: str, metadata: Mapping[str, Any] | None = ..., *,
-              exc_info: Any = ...) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +98,7 @@ class DeliveryLoop:
     """
 
     def __init__(self, store: AlertStore, manager: AlertManager, settings: ExporterSettings,
-                 registry: CollectorRegistry, *, logger: _Logger | None = None,
+                 registry: CollectorRegistry, *, logger: Logger | None = None,
                  time_fn: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic,
                  policy: RetryPolicy | None = None) -> None:
@@ -120,7 +112,7 @@ class DeliveryLoop:
             max_attempts=settings.delivery_max_attempts,
             initial_delay=settings.delivery_initial_delay,
             max_delay=settings.delivery_max_delay, multiplier=2.0)
-        self._logger: _Logger = (logger if logger is not None
+        self._logger: Logger = (logger if logger is not None
                                  else StructuredLogger("vigil.exporter", registry=registry))
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)

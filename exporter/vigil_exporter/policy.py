@@ -39,13 +39,13 @@ import re
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.config import ExporterSettings, is_loopback_host
+from vigil.monitoring.logger_protocol import Logger
 from vigil_exporter.auth import Credentials
 from vigil_exporter.responses import error_response, short
 
@@ -72,10 +72,6 @@ _SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"cache-control", b"no-store"),
 )
-
-
-class _Logger(Protocol):
-    def warning(self, message: str, metadata: Mapping[str, Any] | None = None) -> None: ...
 
 
 # --- Host -----------------------------------------------------------------------------------
@@ -204,7 +200,7 @@ class HTTPPolicyMiddleware:
     """ASGI middleware: Host, HEAD, Origin, API credentials and the security headers (module
     docs, in that order)."""
 
-    def __init__(self, app: ASGIApp, *, settings: ExporterSettings, logger: _Logger) -> None:
+    def __init__(self, app: ASGIApp, *, settings: ExporterSettings, logger: Logger) -> None:
         self.app = app
         self.hosts = HostPolicy.from_settings(settings)
         self.origins = OriginPolicy.from_settings(settings)

@@ -60,7 +60,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -76,6 +76,7 @@ from vigil.config import (
 from vigil.forks import at_fork
 from vigil.jsonsafe import json_safe
 from vigil.monitoring.instruments import counter, default_registry
+from vigil.monitoring.logger_protocol import Logger
 from vigil.monitoring.logs import StructuredLogger
 from vigil.text import safe_text
 from vigil.vocabulary import SEVERITY_NAMES, Severity
@@ -174,14 +175,6 @@ def _fingerprint(source: str, severity: str, component: str, message: str, statu
 # --- handler workers ----------------------------------------------------------------------
 
 
-class _Logger(Protocol):
-    def warning(self, message: str, *, metadata: Mapping[str, Any] | None = ...,
-                exc_info: Any = ...) -> None: ...
-
-    def error(self, message: str, *, metadata: Mapping[str, Any] | None = ...,
-              exc_info: Any = ...) -> None: ...
-
-
 def _handler_name(handler: AlertHandler) -> str:
     name = getattr(handler, "__qualname__", None)
     return name if isinstance(name, str) else type(handler).__qualname__
@@ -262,7 +255,7 @@ class AlertManager:
     def __init__(self, *, clock: Clock | None = None, registry: CollectorRegistry | None = None,
                  buffer_size: int | None = None, dedup_window: float | None = None,
                  handler_timeout: float | None = None, queue_size: int | None = None,
-                 logger: _Logger | None = None) -> None:
+                 logger: Logger | None = None) -> None:
         # Given arguments win over the configuration, now and after every configure().
         self._arguments: dict[str, tuple[str, object]] = {
             "buffer_size": ("buffer_size", buffer_size),
@@ -271,7 +264,7 @@ class AlertManager:
             "queue_size": ("queue_size", queue_size)}
         self._settings = with_arguments(get_config().monitoring.alerts, self._arguments)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
-        self._logger: _Logger = logger if logger is not None else StructuredLogger("vigil.alerts")
+        self._logger: Logger = logger if logger is not None else StructuredLogger("vigil.alerts")
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a handler call finished
         # (alert, its size in bytes), oldest first; bounded by buffer_size and buffer_max_bytes.

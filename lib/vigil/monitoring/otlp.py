@@ -50,13 +50,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
 from vigil import forks
 from vigil.config import get_config, get_config_or_defaults
 from vigil.monitoring import instruments
+from vigil.monitoring.logger_protocol import Logger
 from vigil.monitoring.logs import redact
 from vigil.text import safe_text
 
@@ -67,10 +68,6 @@ __all__ = ["SpanExport", "export_wanted"]
 
 _FAILURE_LOG_INTERVAL = 60.0  # seconds between two "export failed" log lines
 _VERSION = "0.1.0"  # vigil's version, as the instrumentation scope's (vigil.__version__)
-
-
-class WarningLogger(Protocol):
-    def warning(self, message: str, *, metadata: dict[str, Any] | None = None) -> None: ...
 
 
 def export_wanted(mode: str, environ: Mapping[str, str] | None = None) -> bool:
@@ -119,12 +116,12 @@ class SpanExport:
     """
 
     def __init__(self, *, exporter: Any = None, registry: CollectorRegistry | None = None,
-                 logger: WarningLogger | None = None, schedule_delay: float | None = None,
+                 logger: Logger | None = None, schedule_delay: float | None = None,
                  max_queue_size: int | None = None, max_batch_size: int | None = None,
                  environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         from vigil.monitoring.logs import StructuredLogger
-        self._logger: WarningLogger = (logger if logger is not None
+        self._logger: Logger = (logger if logger is not None
                                        else StructuredLogger("vigil.tracing.export"))
         warn = self._warn
         self.schedule_delay = (schedule_delay if schedule_delay is not None else

@@ -73,7 +73,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapp
 from contextvars import Token
 from itertools import islice
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import metrics as _prometheus_metrics
@@ -95,6 +95,7 @@ from vigil.monitoring import instruments
 from vigil.monitoring.context import _OTEL_TRACE, SpanContext, _current, _modules
 from vigil.monitoring.context import new_span_id as _new_span_id
 from vigil.monitoring.context import new_trace_id as _new_trace_id
+from vigil.monitoring.logger_protocol import Logger
 from vigil.monitoring.logs import StructuredLogger
 from vigil.monitoring.multiprocess import MULTIPROCESS
 from vigil.monitoring.otlp import SpanExport, export_wanted
@@ -128,11 +129,8 @@ SPAN_KINDS = ("client", "consumer", "internal", "producer", "server")  # OpenTel
 
 
 
-class WarningLogger(Protocol):
-    """What the tracer needs from a logger (:class:`StructuredLogger` is one)."""
-
-    def warning(self, message: str, *, metadata: dict[str, Any] | None = None,
-                trace_id: str | None = None, span_id: str | None = None) -> None: ...
+WarningLogger = Logger
+"""The logger the tracer takes: :class:`vigil.monitoring.logger_protocol.Logger`."""
 
 
 class _Entry:

@@ -5,10 +5,11 @@ failure (erring on the side of protecting the service), never hides the call's o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeAlias, cast
+from collections.abc import Callable
+from typing import Any, TypeAlias, cast
 
 from vigil.config import ConfigError
+from vigil.monitoring.logger_protocol import Logger
 
 __all__ = ["ExpectedException", "FailureRule", "describe"]
 
@@ -18,10 +19,6 @@ ExpectedException: TypeAlias = (
 
 _ALLOWED = ("must be an Exception subclass, a non-empty tuple of them, or a predicate taking "
             "the exception and returning a bool")
-
-
-class _ErrorLogger(Protocol):
-    def error(self, message: str, metadata: Mapping[str, Any] | None = ...) -> None: ...
 
 
 def describe(value: object) -> str:
@@ -38,7 +35,7 @@ class FailureRule:
     __slots__ = ("_logger", "_predicate", "_types", "on_result")
 
     def __init__(self, expected_exception: object, failure_on_result: object,
-                 logger: _ErrorLogger) -> None:
+                 logger: Logger) -> None:
         self._types, self._predicate = _expected_rule(expected_exception)
         self.on_result: Callable[[Any], object] | None
         if failure_on_result is None:

@@ -34,6 +34,7 @@ from vigil.error_handling.breaker.events import (
 from vigil.error_handling.breaker.states import OUTCOMES, REJECTED, CircuitState, Outcome
 from vigil.monitoring import alerts as _alerts
 from vigil.monitoring import instruments
+from vigil.monitoring.logger_protocol import Logger
 
 __all__ = [
     "AlertSender",
@@ -52,16 +53,6 @@ RATE_EXCEEDED_METRIC: Final = "vigil_circuit_breaker_rate_exceeded_total"
 
 # The states in which calls are refused: entering one is logged at WARNING.
 _REFUSING: Final = frozenset({CircuitState.OPEN, CircuitState.FORCED_OPEN})
-
-
-class Logger(Protocol):
-    """The part of :class:`~vigil.monitoring.logs.StructuredLogger` a breaker uses."""
-
-    def info(self, message: str, metadata: Mapping[str, Any] | None = ...) -> None: ...
-
-    def warning(self, message: str, metadata: Mapping[str, Any] | None = ...) -> None: ...
-
-    def error(self, message: str, metadata: Mapping[str, Any] | None = ...) -> None: ...
 
 
 class AlertSender(Protocol):
