@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import vigil.config
-from vigil.monitoring import logs as logs_module
+from vigil.monitoring.logs import writing as log_writing
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +36,8 @@ def root_logging() -> Iterator[None]:
     """Restore the stdlib root logger and vigil's default stream after configure_logging."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    default_stream = logs_module._default_stream
+    default_stream = log_writing.default_stream
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    logs_module._default_stream = default_stream
+    log_writing.default_stream = default_stream

@@ -31,9 +31,9 @@ from prometheus_client import CollectorRegistry
 
 from vigil.monitoring import alerts as _alerts
 from vigil.monitoring import instruments
-from vigil.monitoring import logs as _logs
 from vigil.monitoring.alerts import Alert, AlertManager
 from vigil.monitoring.logs import StructuredLogger
+from vigil.monitoring.logs import writing as _log_writing
 
 __all__ = ["AlertCapture", "EventCapture", "FakeClock", "LogCapture", "MetricReader",
            "capture_alerts", "capture_events", "capture_logs"]
@@ -115,12 +115,13 @@ def capture_logs() -> Iterator[LogCapture]:
     handler) that has no stream of its own, while the block runs. Loggers given an explicit
     ``stream=`` keep writing there."""
     capture = LogCapture()
-    before = _logs._default_stream
-    _logs._default_stream = capture.stream
+    # Swapped where it lives (a module attribute read on every line), not in a copy of it.
+    before = _log_writing.default_stream
+    _log_writing.default_stream = capture.stream
     try:
         yield capture
     finally:
-        _logs._default_stream = before
+        _log_writing.default_stream = before
 
 
 class AlertCapture:

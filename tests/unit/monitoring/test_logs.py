@@ -23,7 +23,6 @@ from prometheus_client import CollectorRegistry
 import vigil
 from vigil.forks import at_fork
 from vigil.monitoring import context
-from vigil.monitoring import logs as logs_module
 from vigil.monitoring.logs import (
     REDACTED,
     StructuredLogger,
@@ -31,6 +30,8 @@ from vigil.monitoring.logs import (
     get_recent_logs,
     redact,
 )
+from vigil.monitoring.logs import process as log_process
+from vigil.monitoring.logs import writing as log_writing
 
 RFC3339_MS_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -353,7 +354,7 @@ def environ() -> Iterator[pytest.MonkeyPatch]:
         for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
             patch.delenv(name, raising=False)
         yield patch
-    logs_module._apply_process_fields(vigil.get_config().monitoring.logging)
+    log_process.apply_settings(vigil.get_config().monitoring.logging)
 
 
 class FdStream:
@@ -426,12 +427,12 @@ def test_pid_auto_follows_multiprocess_mode(monkeypatch: pytest.MonkeyPatch) -> 
     """include_pid auto writes the pid exactly when prometheus_client is in multiprocess mode;
     true and false force it."""
     logger, stream, _ = _logger()  # its counters made before the mode is faked
-    monkeypatch.setattr(logs_module, "MULTIPROCESS", True)
+    monkeypatch.setattr(log_process, "MULTIPROCESS", True)
     _logging(include_pid="auto")
     logger.info("multiprocess")
     _logging(include_pid=False)
     logger.info("forced off")
-    monkeypatch.setattr(logs_module, "MULTIPROCESS", False)
+    monkeypatch.setattr(log_process, "MULTIPROCESS", False)
     _logging(include_pid="auto")
     logger.info("one process")
     _logging(include_pid="TRUE")
@@ -500,7 +501,7 @@ def test_a_lock_held_at_the_fork_does_not_hang_the_child() -> None:
     read_end, write_end = os.pipe()
     logger = StructuredLogger("Locked", stream=FdStream(write_end),  # type: ignore[arg-type]
                               registry=CollectorRegistry())
-    with logs_module._write_lock:
+    with log_writing.write_lock:
         child = os.fork()
         if child == 0:  # pragma: no cover - the child's coverage is not collected
             try:

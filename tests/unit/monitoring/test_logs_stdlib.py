@@ -24,7 +24,6 @@ from prometheus_client import CollectorRegistry
 import vigil
 from vigil.config import ConfigError
 from vigil.monitoring import context, instruments
-from vigil.monitoring import logs as logs_module
 from vigil.monitoring.logs import (
     REDACTED,
     SERVER_LOGGERS,
@@ -32,6 +31,8 @@ from vigil.monitoring.logs import (
     StructuredLogger,
     logging_config,
 )
+from vigil.monitoring.logs import process as log_process
+from vigil.monitoring.logs import writing as log_writing
 
 FSDECODED = os.fsdecode(b"report-\xff.pdf")
 BIN = Path(sys.executable).parent
@@ -77,7 +78,7 @@ def logging_state() -> Iterator[None]:
     names = ["", *SERVER_LOGGERS, "custom.one"]
     saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers), logging.getLogger(n).level,
               logging.getLogger(n).propagate, logging.getLogger(n).disabled) for n in names]
-    default_stream = logs_module._default_stream
+    default_stream = log_writing.default_stream
     # Start from unset levels: an earlier test's uvicorn server (log_level="warning") leaves
     # uvicorn.error at WARNING, and logging_config() keeps the level a server gave its logger.
     for logger, *_ in saved[1:]:
@@ -88,7 +89,7 @@ def logging_state() -> Iterator[None]:
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate, logger.disabled = propagate, disabled
-    logs_module._default_stream = default_stream
+    log_writing.default_stream = default_stream
 
 
 @pytest.fixture
@@ -98,7 +99,7 @@ def no_otel() -> Iterator[None]:
         patch.delenv("OTEL_SERVICE_NAME", raising=False)
         patch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
         yield
-    logs_module._apply_process_fields(vigil.get_config().monitoring.logging)
+    log_process.apply_settings(vigil.get_config().monitoring.logging)
 
 
 # --- the formatter ------------------------------------------------------------------------
