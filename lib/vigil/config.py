@@ -41,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from vigil import validate
 from vigil.vocabulary import Severity
 
 __all__ = [
@@ -170,7 +171,10 @@ def _validate(obj: Any) -> None:
         secret = bool(meta.get("secret"))
         _check_type(f.name, value, expected, secret=secret)
         minimum = meta.get("minimum")
-        if minimum is not None:
+        if expected is float and not secret:  # NaN and the infinities are no setting
+            validate.number(f.name, value, minimum=minimum,
+                            exclusive=bool(meta.get("exclusive")))
+        elif minimum is not None:
             too_small = value <= minimum if meta.get("exclusive") else value < minimum
             if too_small:
                 bound = f"> {minimum}" if meta.get("exclusive") else f">= {minimum}"

@@ -1,8 +1,8 @@
 """The one-way layering rule, checked on the import graph (every import form, lazy ones too).
 
-base (clock, config, text, forks, _lazy, jsonsafe, vocabulary) < monitoring < error_handling <
-the top-level integrations (vigil/__init__, asgi, wsgi, gunicorn, testing); nothing in lib/
-imports the exporter or a web framework. Read from each module's syntax tree: ``import a.b``,
+base (clock, config, text, forks, _lazy, jsonsafe, vocabulary, validate) < monitoring <
+error_handling < the top-level integrations (vigil/__init__, asgi, wsgi, gunicorn, testing);
+nothing in lib/ imports the exporter or a web framework. Read from each module's syntax tree: ``import a.b``,
 ``from a import b`` (``from vigil import error_handling`` names the module it imports),
 relative imports, imports inside functions, and module names given as strings (``importlib``
 calls and vigil._lazy's forwarding tables), so a lazy import cannot hide an edge.
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LIB = ROOT / "lib"
 
 BASE = ("vigil.clock", "vigil.config", "vigil.text", "vigil.forks", "vigil._lazy", "vigil.jsonsafe",
-        "vigil.vocabulary")
+        "vigil.vocabulary", "vigil.validate")
 LAYER = {"base": 0, "monitoring": 1, "error_handling": 2, "top": 3}
 FOREIGN = ("vigil_exporter", "fastapi", "starlette", "uvicorn", "flask", "django", "redis")
 
@@ -58,9 +58,12 @@ def imports_of(path: Path, root: Path = LIB) -> set[str]:
             if node.level:
                 anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
-            found.add(base)
-            # `from vigil import error_handling` imports the module vigil.error_handling.
-            found.update(f"{base}.{alias.name}" for alias in node.names)
+            # `from vigil import error_handling` imports the module vigil.error_handling; a
+            # name that is no module (`from vigil import configure`) is the package's own.
+            subs = {f"{base}.{alias.name}" for alias in node.names}
+            found.update(subs)
+            if not all(_known(sub, root) for sub in subs):
+                found.add(base)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
             if (text == "vigil_exporter" or text.startswith(("vigil.", "vigil_exporter."))) \
@@ -73,10 +76,11 @@ def _lib_modules() -> list[Path]:
     return sorted(LIB.rglob("*.py"))
 
 
-def _known(module: str) -> bool:
+def _known(module: str, root: Path = LIB) -> bool:
     """A vigil module that exists (``from vigil.x import Name`` adds vigil.x.Name: not one)."""
     relative = Path(*module.split("."))
-    return (LIB / relative).with_suffix(".py").exists() or (LIB / relative / "__init__.py").exists()
+    return (root / relative).with_suffix(".py").exists() or \
+        (root / relative / "__init__.py").exists()
 
 
 @pytest.mark.parametrize("path", _lib_modules(), ids=lambda p: _module_name(p))
@@ -98,10 +102,11 @@ def test_the_graph_reader_sees_every_import_form(tmp_path: Path) -> None:
     source.parent.mkdir(parents=True)
     source.write_text(
         "from vigil import error_handling\n"
+        "from vigil import configure\n"
         "from ..error_handling import retry\n"
         "def later():\n"
         "    import vigil.error_handling.recovery\n"
         "TABLE = {'x': 'vigil_exporter.server'}\n", encoding="utf-8")
     found = imports_of(source, tmp_path)
-    assert {"vigil.error_handling", "vigil.error_handling.retry",
+    assert {"vigil", "vigil.error_handling", "vigil.error_handling.retry",
             "vigil.error_handling.recovery", "vigil_exporter.server"} <= found

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import psutil
 from prometheus_client import CollectorRegistry, Gauge
 
+from vigil import validate
 from vigil.clock import SYSTEM_CLOCK, Clock
-from vigil.config import ConfigError, get_config
+from vigil.config import get_config
 from vigil.forks import at_fork
 from vigil.monitoring.instruments import counter, gauge
 
@@ -115,12 +116,7 @@ def capture_resource_usage(process: psutil.Process | None = None, *,
 
 
 def _check_interval(value: object) -> float:
-    allowed = "must be a number of seconds > 0"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError("interval", value, allowed)
-    if not value > 0:  # written this way so that NaN fails too
-        raise ConfigError("interval", value, allowed)
-    return float(value)
+    return validate.number("interval", value, minimum=0, exclusive=True)
 
 
 @dataclass(frozen=True, slots=True)

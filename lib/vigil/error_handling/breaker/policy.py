@@ -10,10 +10,10 @@ as ``None`` take ``error_handling.circuit_breaker.default_*`` from the active co
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias, cast
+from typing import Any, Final, Literal, TypeAlias
 
+from vigil import validate
 from vigil.config import ConfigError, get_config
 
 __all__ = [
@@ -39,25 +39,17 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and \
-        math.isfinite(value)
-
-
 def _check_int(key: str, value: object, minimum: int) -> None:
-    if not is_int(value) or cast(int, value) < minimum:
-        raise ConfigError(key, value, f"must be an integer >= {minimum}")
+    validate.integer(key, value, minimum=minimum)
 
 
 def check_positive(key: str, value: object) -> None:
     """A finite number of seconds > 0, else ConfigError naming ``key``."""
-    if not _is_number(value) or cast(float, value) <= 0:
-        raise ConfigError(key, value, "must be a finite number of seconds > 0")
+    validate.number(key, value, minimum=0, exclusive=True)
 
 
 def _check_ratio(key: str, value: object) -> None:
-    if not _is_number(value) or not 0 < cast(float, value) <= 1:
-        raise ConfigError(key, value, "must be a ratio in (0, 1], e.g. 0.5 for 50%")
+    validate.ratio(key, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +116,7 @@ class BreakerPolicy:
             raise ConfigError("sliding_window_type", window_type,
                               "applies only with failure_rate_threshold or "
                               "slow_call_rate_threshold (no other rule uses a window)")
-        multiplier = self.open_duration_multiplier
-        if not _is_number(multiplier) or multiplier < 1:
-            raise ConfigError("open_duration_multiplier", multiplier,
-                              "must be a finite number >= 1 (1 keeps the open duration fixed)")
+        validate.number("open_duration_multiplier", self.open_duration_multiplier, minimum=1)
         cap = self.max_recovery_timeout
         if cap is not None:
             check_positive("max_recovery_timeout", cap)

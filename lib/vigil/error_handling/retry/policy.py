@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from vigil import validate
 from vigil.config import ConfigError, get_config
 from vigil.error_handling.errors import CircuitOpenError
 from vigil.error_handling.retry.wait import WaitFn, default_wait
@@ -239,15 +240,11 @@ _GIVE_UP: dict[GiveUpReason, RetryDecision] = {  # immutable, so shared
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(name, value, f"expected an integer >= {minimum}")
+    validate.integer(name, value, minimum=minimum)
 
 
 def _check_number(name: str, value: object, minimum: float) -> None:
-    ok = (isinstance(value, int | float) and not isinstance(value, bool)
-          and math.isfinite(value) and value >= minimum)
-    if not ok:
-        raise ConfigError(name, value, f"expected a finite number >= {minimum:g}")
+    validate.number(name, value, minimum=minimum)
 
 
 def _exception_types(value: object) -> tuple[type[BaseException], ...]:

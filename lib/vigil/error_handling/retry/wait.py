@@ -35,6 +35,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vigil import validate
 from vigil.config import ConfigError
 
 __all__ = [
@@ -246,24 +247,15 @@ def default_wait(initial_delay: float, multiplier: float, max_delay: float, jitt
 
 
 def _finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(name, value, "expected a finite number")
-    return float(value)
+    return validate.number(name, value)
 
 
 def _seconds(name: str, value: object) -> float:
-    ok = (isinstance(value, int | float) and not isinstance(value, bool)
-          and math.isfinite(value) and value >= 0)
-    if not ok:
-        raise ConfigError(name, value, "expected a finite number of seconds >= 0")
-    return float(value)  # type: ignore[arg-type]
+    return validate.number(name, value, minimum=0)
 
 
 def _cap(name: str, value: object) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-    if not ok:  # NaN fails >= 0
-        raise ConfigError(name, value, "expected a number of seconds >= 0 (inf: no cap)")
-    return float(value)  # type: ignore[arg-type]
+    return validate.number(name, value, minimum=0, infinite=True)  # inf: no cap
 
 
 def _rng(rng: object) -> random.Random | None:
