@@ -15,7 +15,7 @@ import logging
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -41,8 +41,11 @@ class _Sink(BaseHTTPRequestHandler):
 class _Quiet:
     """The export's logger here: the collector-down row's failures are expected, not news."""
 
-    def warning(self, message: str, *, metadata: dict[str, Any] | None = None) -> None:
+    def _drop(self, message: str, metadata: Mapping[str, Any] | None = None, *,
+              exc_info: Any = None) -> None:
         pass
+
+    debug = info = warning = error = _drop
 
 
 def _rounds(span: Callable[[], None], flush: Callable[[], object],

@@ -1,6 +1,6 @@
 """JSON answers that always encode, and the one error shape every 4xx and 5xx uses.
 
-Shared by the routes (:mod:`vigil_exporter.app`) and the middlewares in front of them
+Shared by the routes (:mod:`vigil_exporter.routes`) and the middlewares in front of them
 (:mod:`vigil_exporter.policy`, ``RequestLimitsMiddleware``).
 """
 

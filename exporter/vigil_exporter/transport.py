@@ -12,7 +12,7 @@ then asyncio logs every failed ``accept()`` with a traceback, thousands of times
   connection. Past it: ``408`` (JSON, ``Connection: close``) when some of the head came, nothing
   when no byte did (an idle connection), and the connection is closed.
 - **a body deadline**: the body must be complete ``exporter.request_timeout`` seconds after its
-  head. The app's :class:`~vigil_exporter.app.RequestLimitsMiddleware` answers 408 itself at
+  head. The app's :class:`~vigil_exporter.middleware.RequestLimitsMiddleware` answers 408 itself at
   that deadline when the route reads the body; this is the backstop for the rest: a body the
   route never read (the answer is sent, the connection would stay open draining it) is cut at
   the deadline, an app that neither reads nor answers gets :data:`APP_GRACE` seconds more, then

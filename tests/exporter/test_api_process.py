@@ -137,10 +137,10 @@ def test_a_log_line_keeps_the_pid_it_was_written_with(rig: Rig,
     component = f"test-own-pid-{uuid.uuid4().hex[:8]}"
     logger = StructuredLogger(component, stream=io.StringIO(), registry=rig.registry)
     logger.info("mine")
-    from vigil_exporter import app as app_module
+    from vigil_exporter.routes import api as api_routes  # where the routes look it up
 
     other = {"pid": 424242, "host": "other-host", "multiprocess": True}
-    monkeypatch.setattr(app_module, "process_info", lambda: dict(other))
+    monkeypatch.setattr(api_routes, "process_info", lambda: dict(other))
     response = rig.client.get("/api/logs", params={"component": component})
     (entry,) = response.json()
     assert (entry["pid"], entry["host"]) == (os.getpid(), "other-host")

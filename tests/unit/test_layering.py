@@ -2,10 +2,10 @@
 
 base (clock, config, text, forks, _lazy, jsonsafe, vocabulary, validate) < monitoring <
 error_handling < the top-level integrations (vigil/__init__, asgi, wsgi, gunicorn, testing);
-nothing in lib/ imports the exporter or a web framework. Read from each module's syntax tree: ``import a.b``,
-``from a import b`` (``from vigil import error_handling`` names the module it imports),
-relative imports, imports inside functions, and module names given as strings (``importlib``
-calls and vigil._lazy's forwarding tables), so a lazy import cannot hide an edge.
+nothing in lib/ imports the exporter or a web framework. Read from each module's syntax tree:
+``import a.b``, ``from a import b`` (``from vigil import error_handling`` names the module it
+imports), relative imports, imports inside functions, and module names given as strings
+(``importlib`` calls and vigil._lazy's forwarding tables), so a lazy import cannot hide an edge.
 """
 
 from __future__ import annotations
