@@ -43,7 +43,10 @@ ROWS: dict[str, Callable[[Budget, argparse.Namespace], list[cases.Result]]] = {
 # Why a target is missed, shown under the table when it is (from profiling; see the issue).
 MISSED_NOTES = {
     "`trace_context` span": (
-        "`trace_context` misses 0.2x (about 0.22x): a stored, counted span costs about 2.1 µs. "
+        "`trace_context` misses 0.2x (about 0.25x; 0.23x before issue 14 took out the "
+        "hand-inlined copy of `TraceScope.__init__` and of the id generation, ~0.15 µs, "
+        "which kept two copies in step and would not reach 0.2x either): a stored, counted "
+        "span costs about 2.3 µs. "
         "With tracing disabled (ids and the current span still made, nothing stored or "
         "counted) the same block costs about 1.25 µs: two random ids ~0.18 µs, the span "
         "context and entry ~0.2, three clock reads ~0.12, setting and resetting the context "
@@ -56,9 +59,12 @@ MISSED_NOTES = {
         "imported). The rest would take dropping the start lock (which keeps "
         "`get_active_traces` and trace trees consistent across threads) or the histogram."),
     "`@trace_execution` call": (
-        "`@trace_execution` misses 0.2x narrowly (about 0.21x; it met it at 0.19x before issue "
+        "`@trace_execution` misses 0.2x narrowly (about 0.22x; it met it at 0.19x before issue "
         "12): the same ~0.1 µs per span as `trace_context` (sampled flag, tracestate, parent, "
-        "the OpenTelemetry check); it has no scope object, so it stays the cheaper of the two."),
+        "the OpenTelemetry check), and since issue 14 the ids come from the context module's "
+        "functions (~0.03 µs); it has no scope object, so it stays the cheaper of the two. "
+        "Written as `with TraceScope(...)` (prometheus_client's shape) it measured 1.14x "
+        "slower, so the sync and async wrappers stay thin uses of `_start`/`_end`."),
 }
 
 HEADER = ("| vigil | figure | peer | figure | ratio | target | met |\n"

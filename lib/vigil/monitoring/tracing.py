@@ -870,7 +870,7 @@ class TraceScope:
         self._operation = operation
         self._metadata = metadata
         self._tracer = tracer
-        self._kind = _span_kind(kind)
+        self._kind = None if kind is None else _span_kind(kind)  # (one call less per block)
         self._entry: _Entry | None = None  # while the block runs
 
     def __enter__(self) -> str:
