@@ -17,6 +17,7 @@ __all__ = [
     "CallOutcome",
     "CallRejected",
     "FailureRateExceeded",
+    "RateExceeded",
     "SlowCallRateExceeded",
     "StateTransition",
 ]
@@ -56,15 +57,10 @@ class CallOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class FailureRateExceeded:
-    """Resilience4j's ``CircuitBreakerOnFailureRateExceededEvent``: at ``at`` the failure
-    rate over the sliding window's ``calls`` calls reached ``rate`` >= ``threshold``
-    (``failure_rate_threshold``) while the breaker was ``state``.
-
-    Published just before the ``CLOSED`` -> ``OPEN`` transition it causes; in
-    ``METRICS_ONLY`` (which never opens by itself) once each time the rate reaches the
-    threshold after being below it.
-    """
+class RateExceeded:
+    """A rate over the sliding window's ``calls`` calls reached ``rate`` >= ``threshold`` at
+    ``at`` while the breaker was ``state``: the fields of the two events below (subscribe to
+    either by its own class)."""
 
     breaker: str
     rate: float
@@ -75,17 +71,21 @@ class FailureRateExceeded:
 
 
 @dataclass(frozen=True, slots=True)
-class SlowCallRateExceeded:
-    """Resilience4j's ``CircuitBreakerOnSlowCallRateExceededEvent``: the share of calls
-    slower than ``slow_call_duration`` reached ``rate`` >= ``threshold``
-    (``slow_call_rate_threshold``); published as :class:`FailureRateExceeded` is."""
+class FailureRateExceeded(RateExceeded):
+    """Resilience4j's ``CircuitBreakerOnFailureRateExceededEvent``: the failure rate reached
+    ``failure_rate_threshold``.
 
-    breaker: str
-    rate: float
-    threshold: float
-    calls: int
-    state: CircuitState
-    at: float
+    Published just before the ``CLOSED`` -> ``OPEN`` transition it causes; in
+    ``METRICS_ONLY`` (which never opens by itself) once each time the rate reaches the
+    threshold after being below it.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class SlowCallRateExceeded(RateExceeded):
+    """Resilience4j's ``CircuitBreakerOnSlowCallRateExceededEvent``: the share of calls
+    slower than ``slow_call_duration`` reached ``slow_call_rate_threshold``; published as
+    :class:`FailureRateExceeded` is."""
 
 
 BreakerEvent: TypeAlias = (StateTransition | CallRejected | CallOutcome | FailureRateExceeded
