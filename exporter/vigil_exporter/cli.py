@@ -215,23 +215,43 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+_TOOLS_HINT = "(Debian: apt-get install prometheus prometheus-alertmanager)"
+
+
 def _check(args: argparse.Namespace) -> int:
     """Check the config, then every rule file and config in ``--alerts-dir`` with promtool and
     amtool; say what was checked, and fail when something fails or nothing could be checked."""
     source = str(args.config) if args.config is not None else None
     load_config(source)  # raises ConfigError with the key, the value and what is allowed
     print(f"config: OK ({source or 'defaults and VIGIL_* variables'})", file=sys.stderr)
-    alerts: Path = args.alerts_dir
+    tools = {"promtool": shutil.which("promtool"), "amtool": shutil.which("amtool")}
+    missing = " and ".join(name for name, path in tools.items() if not path)
+    checks = _planned_checks(args.alerts_dir, tools)
+    if not checks:
+        raise CommandError(f"checked nothing in {str(args.alerts_dir)!r}: {missing} not on "
+                           f"PATH {_TOOLS_HINT}")
+    failures = [name for name, where, argv in checks if not _passes(name, where, argv)]
+    if missing:
+        print(f"note: {missing} not on PATH; those checks skipped {_TOOLS_HINT}",
+              file=sys.stderr)
+    if failures:
+        raise CommandError(f"check failed: {', '.join(failures)}")
+    return 0
+
+
+def _planned_checks(alerts: Path, tools: dict[str, str | None]
+                    ) -> list[tuple[str, str, list[str]]]:
+    """``(what, where, command)`` for each file in ``alerts`` an installed tool can check."""
     if not alerts.is_dir():
         raise CommandError(f"--alerts-dir {str(alerts)!r} is not a folder (it should hold "
                            "*.rules.yml, prometheus.yml and alertmanager.yml)")
-    promtool, amtool = shutil.which("promtool"), shutil.which("amtool")
     rules = sorted(str(p) for p in alerts.glob("*.rules.yml"))
     prometheus, alertmanager = alerts / "prometheus.yml", alerts / "alertmanager.yml"
     if not rules and not prometheus.exists() and not alertmanager.exists():
         raise CommandError(f"nothing to check in {str(alerts)!r}: no *.rules.yml, "
                            "prometheus.yml or alertmanager.yml")
-    checks: list[tuple[str, str, list[str]]] = []  # (what, where, command)
+    promtool, amtool = tools["promtool"], tools["amtool"]
+    checks: list[tuple[str, str, list[str]]] = []
     if promtool and rules:
         checks.append(("rules", f"{len(rules)} file{'s' if len(rules) != 1 else ''} in {alerts}",
                        [promtool, "check", "rules", *rules]))
@@ -241,27 +261,17 @@ def _check(args: argparse.Namespace) -> int:
     if amtool and alertmanager.exists():
         checks.append(("alertmanager config", str(alertmanager),
                        [amtool, "check-config", str(alertmanager)]))
-    if not checks:
-        missing = " and ".join(n for n, p in (("promtool", promtool), ("amtool", amtool))
-                               if not p)
-        raise CommandError(f"checked nothing in {str(alerts)!r}: {missing} not on PATH "
-                           "(Debian: apt-get install prometheus prometheus-alertmanager)")
-    failures = []
-    for name, where, argv in checks:
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if result.returncode == 0:
-            print(f"{name}: OK ({where})", file=sys.stderr)
-        else:
-            failures.append(name)
-            print(f"{name}: FAILED\n{(result.stdout + result.stderr).strip()}", file=sys.stderr)
-    if not promtool or not amtool:
-        missing = " and ".join(n for n, p in (("promtool", promtool), ("amtool", amtool))
-                               if not p)
-        print(f"note: {missing} not on PATH; those checks skipped "
-              "(Debian: apt-get install prometheus prometheus-alertmanager)", file=sys.stderr)
-    if failures:
-        raise CommandError(f"check failed: {', '.join(failures)}")
-    return 0
+    return checks
+
+
+def _passes(name: str, where: str, argv: list[str]) -> bool:
+    """Run one check and say how it went (its output when it fails)."""
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode == 0:
+        print(f"{name}: OK ({where})", file=sys.stderr)
+        return True
+    print(f"{name}: FAILED\n{(result.stdout + result.stderr).strip()}", file=sys.stderr)
+    return False
 
 
 def _load_shipped(name: str, folder: Path) -> Any:
