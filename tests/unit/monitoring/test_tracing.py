@@ -25,22 +25,11 @@ from vigil.monitoring.context import (
     use_span,
 )
 from vigil.monitoring.tracing import ExecutionTracer, trace_context, trace_execution
-from vigil.testing import FakeClock
+from vigil.testing import FakeClock, LogCapture
 
 SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 DURATION = "vigil_trace_duration_seconds"
-
-
-class CaptureLogger:
-    """Records warnings instead of writing them."""
-
-    def __init__(self) -> None:
-        self.warnings: list[tuple[str, dict[str, Any] | None]] = []
-
-    def warning(self, message: str, metadata: dict[str, Any] | None = None,
-                trace_id: str | None = None, span_id: str | None = None) -> None:
-        self.warnings.append((message, metadata))
 
 
 class Rig:
@@ -49,7 +38,8 @@ class Rig:
     def __init__(self, **kwargs: Any) -> None:
         self.clock = FakeClock()
         self.registry = CollectorRegistry()
-        self.logger = CaptureLogger()
+        self.logs = LogCapture()
+        self.logger = self.logs.logger("vigil.tracing")
         self.tracer = ExecutionTracer(clock=self.clock, registry=self.registry,
                                       logger=self.logger, **kwargs)
 
@@ -58,6 +48,11 @@ class Rig:
         return self.registry.get_sample_value(
             DURATION + suffix,
             {"component": component, "operation": operation, "status": status})
+
+    def warnings(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """The tracer's WARNING lines, as (message, metadata)."""
+        return [(line["message"], line.get("metadata") or None)
+                for line in self.logs.lines() if line["level"] == "WARNING"]
 
     def dropped(self, reason: str = "active_cap") -> float | None:
         return self.registry.get_sample_value("vigil_traces_dropped_total", {"reason": reason})
@@ -90,7 +85,7 @@ def test_manual_start_end_records_entry_duration_and_metric() -> None:
     assert rig.sample("_sum", "Orchestrator", "process_request") == 0.25
     assert rig.sample("_count", "Orchestrator", "process_request") == 1
     assert rig.tracer.get_active_traces() == []
-    assert rig.logger.warnings == []
+    assert rig.warnings() == []
 
 
 def test_missing_traces_troubleshooting_example() -> None:
@@ -413,9 +408,9 @@ def test_unknown_and_double_end_only_warn() -> None:
     rig.tracer.end_trace("ffffffffffffffff")
     rig.tracer.end_trace("not-an-id")
 
-    assert len(rig.logger.warnings) == 3
-    assert all("unknown or already ended" in message for message, _ in rig.logger.warnings)
-    assert [meta and meta["id"] for _, meta in rig.logger.warnings] == [
+    assert len(rig.warnings()) == 3
+    assert all("unknown or already ended" in message for message, _ in rig.warnings())
+    assert [meta and meta["id"] for _, meta in rig.warnings()] == [
         trace_id, "ffffffffffffffff", "not-an-id"]
     entry = rig.tracer.get_trace(trace_id)
     assert entry is not None
@@ -435,7 +430,7 @@ def test_manual_end_inside_a_scope_is_counted_once() -> None:
     assert entry["status"] == "early"
     assert rig.sample("_count", "C", "op", "early") == 1
     assert rig.sample("_count", "C", "op") is None
-    assert len(rig.logger.warnings) == 1
+    assert len(rig.warnings()) == 1
 
 
 def test_unknown_parent_starts_a_new_trace_and_warns() -> None:
@@ -449,7 +444,7 @@ def test_unknown_parent_starts_a_new_trace_and_warns() -> None:
     assert outer is not None
     assert entry["parent_id"] is None
     assert entry["trace_id"] != outer["trace_id"]
-    ((message, meta),) = rig.logger.warnings
+    ((message, meta),) = rig.warnings()
     assert "unknown parent_trace_id" in message
     assert meta is not None
     assert meta["parent_trace_id"] == "0123456789abcdef"
@@ -525,7 +520,7 @@ def test_clear_forgets_everything() -> None:
     assert rig.tracer.get_recent_traces() == []
     assert rig.tracer.get_trace(open_id) is None
     assert rig.sample("_count", "C", "open") == 1
-    assert rig.logger.warnings == []
+    assert rig.warnings() == []
 
 
 # --- generators ------------------------------------------------------------------------------
@@ -718,18 +713,18 @@ def test_active_cap_drops_the_oldest_and_counts_it() -> None:
     assert [a["id"] for a in rig.tracer.get_active_traces()] == ids[-3:]
     assert rig.dropped() == 7
     assert rig.tracer.get_trace(ids[0]) is None
-    assert len(rig.logger.warnings) == 1
-    assert "dropped" in rig.logger.warnings[0][0]
-    assert rig.logger.warnings[0][1] == {"dropped": 1, "max_active_traces": 3}
+    assert len(rig.warnings()) == 1
+    assert "dropped" in rig.warnings()[0][0]
+    assert rig.warnings()[0][1] == {"dropped": 1, "max_active_traces": 3}
 
     rig.tracer.end_trace(ids[0])  # dropped: unknown now
-    assert len(rig.logger.warnings) == 2
+    assert len(rig.warnings()) == 2
     rig.clock.advance(61)
     rig.tracer.start_trace("Leak", "op")
     assert rig.dropped() == 8
-    assert len(rig.logger.warnings) == 3
+    assert len(rig.warnings()) == 3
     # The next warning, a minute on, counts every drop since the previous one.
-    assert rig.logger.warnings[2][1] == {"dropped": 7, "max_active_traces": 3}
+    assert rig.warnings()[2][1] == {"dropped": 7, "max_active_traces": 3}
 
 
 def test_dropped_scope_still_measures_its_duration() -> None:
@@ -740,7 +735,7 @@ def test_dropped_scope_still_measures_its_duration() -> None:
         rig.clock.advance(0.5)
     assert rig.tracer.get_trace(slow_id) is None
     assert rig.sample("_sum", "Slow", "op") == 0.5
-    assert len(rig.logger.warnings) == 1  # the drop only
+    assert len(rig.warnings()) == 1  # the drop only
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -761,7 +756,7 @@ def test_disabled_tracing_stores_nothing_but_still_sets_context() -> None:
     assert rig.tracer.get_recent_traces() == []
     assert rig.tracer.get_active_traces() == []
     assert rig.sample("_count", "C", "op") is None
-    assert rig.logger.warnings == []
+    assert rig.warnings() == []
 
 
 def test_reconfigure_resizes_and_keeps_the_newest() -> None:
@@ -804,8 +799,9 @@ def test_singleton_follows_configure() -> None:
 
 
 def test_constructor_defaults_come_from_config_and_bad_sizes_are_rejected() -> None:
-    """Unset sizes come from monitoring.tracing; a size below 1 is a clear ValueError."""
-    tracer = ExecutionTracer(registry=CollectorRegistry(), logger=CaptureLogger())
+    """Unset sizes come from monitoring.tracing; a size below 1 is a clear ConfigError."""
+    tracer = ExecutionTracer(registry=CollectorRegistry(),
+                             logger=LogCapture().logger("vigil.tracing"))
     settings = vigil.get_config().monitoring.tracing
     assert tracer.retention == settings.trace_retention
     assert tracer.max_active == settings.max_active_traces
@@ -819,8 +815,8 @@ def test_constructor_defaults_come_from_config_and_bad_sizes_are_rejected() -> N
 def test_two_tracers_share_a_registry() -> None:
     """Two tracers on one registry share the metric families instead of colliding."""
     registry = CollectorRegistry()
-    first = ExecutionTracer(registry=registry, logger=CaptureLogger())
-    second = ExecutionTracer(registry=registry, logger=CaptureLogger())
+    first = ExecutionTracer(registry=registry, logger=LogCapture().logger("vigil.tracing"))
+    second = ExecutionTracer(registry=registry, logger=LogCapture().logger("vigil.tracing"))
     first.end_trace(first.start_trace("C", "op"))
     second.end_trace(second.start_trace("C", "op"))
     labels = {"component": "C", "operation": "op", "status": "success"}
