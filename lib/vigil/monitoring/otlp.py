@@ -417,6 +417,26 @@ class _Converter:
         return [self.span(entry, resource, keys) for entry in entries]
 
     def span(self, entry: _Entry, resource: Any, redact_keys: Sequence[str]) -> Any:
+        """The SDK's ``ReadableSpan`` for one ended entry."""
+        context, parent_context = self._contexts(entry)
+        start = int(entry.start_wall * 1e9)
+        end = start + int(((entry.end or entry.start) - entry.start) * 1e9)
+        status_text = safe_text(entry.status or "")
+        component, operation = safe_text(entry.component), safe_text(entry.operation)
+        status, events = self._outcome(entry.error, status_text, end)
+        parent = entry.parent
+        given = getattr(entry, "kind", None)  # set only by a scope given a kind
+        kind = (self._kinds[given] if given is not None
+                else self._server if parent is not None and parent.remote else self._internal)
+        return self._span(
+            name=f"{component}.{operation}", context=context, parent=parent_context,
+            resource=resource,
+            attributes=self._attributes(entry, redact_keys, component, operation, status_text),
+            events=events, kind=kind, status=status, start_time=start, end_time=end,
+            instrumentation_scope=self._scope)
+
+    def _contexts(self, entry: _Entry) -> tuple[Any, Any]:
+        """The span's own SpanContext and its parent's (``None`` for a root)."""
         span = entry.span
         state = (self._state.from_header([span.tracestate]) if span.tracestate
                  else self._empty_state)
@@ -426,45 +446,41 @@ class _Converter:
         parent_context = None if parent is None else self._context(
             trace_id, int(parent.span_id, 16), parent.remote,
             self._flags if parent.sampled else type(self._flags)(0), state)
-        start = int(entry.start_wall * 1e9)
-        end = start + int(((entry.end or entry.start) - entry.start) * 1e9)
+        return context, parent_context
+
+    def _attributes(self, entry: _Entry, redact_keys: Sequence[str], component: str,
+                    operation: str, status_text: str) -> Any:
+        """The redacted metadata as attributes, plus vigil's own, within the SDK's limits."""
         values: dict[str, Any] = {}
         if entry.metadata:
             for key, value in redact(entry.metadata, tuple(k.lower() for k in redact_keys)).items():
                 converted = _attribute(value)
                 if converted is not None:
                     values[safe_text(key)] = converted
-        status_text = safe_text(entry.status or "")
-        component, operation = safe_text(entry.component), safe_text(entry.operation)
         values["vigil.component"] = component
         values["vigil.operation"] = operation
         if status_text != "success":  # success is the span status UNSET already says
             values["vigil.status"] = status_text
         # The SDK's limits: a plain dict when they cannot cut anything (the usual case; the
         # values are already cleaned above), the SDK's BoundedAttributes when they can.
-        attributes: Any = values if (len(values) <= (self._max_attributes or 0)
-                                     and self._max_length is None) else self._bounded(
-            self._max_attributes, values, immutable=True, max_value_len=self._max_length)
-        error = entry.error
-        events: tuple[Any, ...] = ()
-        if error is not None or status_text == "error":
-            message = safe_text(error.get("message") or "") if error else ""
-            status = self._status(self._error, message or status_text)
-            if error is not None:
-                event_attributes = {"exception.message": message}
-                if error.get("type"):
-                    event_attributes["exception.type"] = safe_text(error["type"])
-                events = (self._event("exception", event_attributes, end),)
-        else:
-            status = self._unset
-        given = getattr(entry, "kind", None)  # set only by a scope given a kind
-        kind = (self._kinds[given] if given is not None
-                else self._server if parent is not None and parent.remote else self._internal)
-        return self._span(
-            name=f"{component}.{operation}", context=context,
-            parent=parent_context, resource=resource, attributes=attributes, events=events,
-            kind=kind, status=status, start_time=start, end_time=end,
-            instrumentation_scope=self._scope)
+        if len(values) <= (self._max_attributes or 0) and self._max_length is None:
+            return values
+        return self._bounded(self._max_attributes, values, immutable=True,
+                             max_value_len=self._max_length)
+
+    def _outcome(self, error: dict[str, Any] | None, status_text: str,
+                 end: int) -> tuple[Any, tuple[Any, ...]]:
+        """The span's status, and its ``exception`` event when the entry ended with one."""
+        if error is None and status_text != "error":
+            return self._unset, ()
+        message = safe_text(error.get("message") or "") if error else ""
+        status = self._status(self._error, message or status_text)
+        if error is None:
+            return status, ()
+        event_attributes = {"exception.message": message}
+        if error.get("type"):
+            event_attributes["exception.type"] = safe_text(error["type"])
+        return status, (self._event("exception", event_attributes, end),)
 
 
 _SCALARS = (bool, int, float)
