@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from tests.unit.monitoring.test_logs import FdStream
 
 import vigil
 from vigil.monitoring import logs
@@ -50,19 +51,6 @@ SHARED = {writing: ("default_stream", "write_lock"), process: ("fields", "ready"
           formatting: ("formatters", "formatters_lock"), structured: ("loggers", "loggers_lock")}
 OLD_NAMES = ("_default_stream", "_write_lock", "_process_fields", "_process_ready",
              "_formatters", "_formatters_lock", "_loggers", "_loggers_lock", "_last_stamp")
-
-class FdStream:
-    """A text stream writing straight to a file descriptor (nothing buffered to fork)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def write(self, text: str) -> int:
-        return os.write(self.fd, text.encode("utf-8"))
-
-    def flush(self) -> None:
-        pass
-
 
 def test_every_public_name_is_the_owning_modules_object() -> None:
     """Each name of __all__ is re-exported as its module's own object, and nothing is missing."""
