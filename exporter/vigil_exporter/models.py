@@ -77,6 +77,9 @@ class DeliveriesInfo(BaseModel):
     pending_by_handler: dict[str, int]
     running_by_handler: dict[str, int]
     recent_dead_letters: list[DeadLetterInfo]
+    open_alert_ids: list[str] = Field(description="ids of up to `limit` alerts a handler has "
+                                                  "not finished yet (a delivery pending or "
+                                                  "running), newest first")
     process: ProcessInfo = Field(description="the worker that answered (the store itself is "
                                              "shared by every worker)")
 

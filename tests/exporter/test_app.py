@@ -677,6 +677,35 @@ def test_store_full_is_503_and_the_retry_is_delivered(make: Callable[..., Harnes
         gate.set()
 
 
+def test_deliveries_name_the_alerts_a_handler_has_not_finished(
+        make: Callable[..., Harness]) -> None:
+    """/api/deliveries' open_alert_ids holds an alert while a handler is still on it (what the
+    console's "pending" shows) and drops it once the handler returned ("delivered")."""
+    registry = CollectorRegistry()
+    manager = AlertManager(registry=registry, clock=FakeClock())
+    gate, entered = threading.Event(), threading.Event()
+    held: list[str] = []
+
+    def slow(alert: Alert) -> None:
+        held.append(alert.id)
+        entered.set()
+        assert gate.wait(WAIT)
+
+    manager.register_handler(slow)
+    try:
+        harness = make(manager=manager)
+        assert harness.post(_payload("f1")).status_code == 200
+        assert entered.wait(WAIT)
+        answer = harness.client.get("/api/deliveries").json()
+        assert answer["open_alert_ids"] == held
+        assert answer["pending_alerts"] == 1
+        gate.set()
+        assert harness.delivery.flush(WAIT)
+        assert harness.client.get("/api/deliveries").json()["open_alert_ids"] == []
+    finally:
+        gate.set()
+
+
 def test_stopping_app_is_503(make: Callable[..., Harness]) -> None:
     """Once the app stops accepting, the webhook answers 503 so Alertmanager keeps the alert."""
     harness = make()

@@ -361,6 +361,36 @@ def test_dead_letters_are_kept_listed_and_trimmed(make_store: Factory) -> None:
     assert store.claim("h", "me", T0 + 100, LEASE) is None
 
 
+def test_open_alert_ids_name_the_alerts_a_handler_has_not_finished(make_store: Factory) -> None:
+    """open_alert_ids lists, newest first and up to the limit, the alerts with a delivery still
+    pending or running (claimed); completed and dead-lettered ones leave the list."""
+    store = make_store()
+    a, b, c, d = (incoming(name) for name in "abcd")
+    store.accept([a, b], ["h1", "h2"], T0)
+    store.accept([c, d], ["h1"], T0 + 1)
+    assert store.open_alert_ids(10) == [d.id, c.id, b.id, a.id]
+    assert store.open_alert_ids(2) == [d.id, c.id]
+    assert store.open_alert_ids(0) == []
+    for handler in ("h1", "h2"):  # a: completed by both handlers
+        claim = store.claim(handler, "me", T0 + 2, LEASE)
+        assert claim is not None
+        assert claim.alert_id == a.id
+        store.complete(claim)
+    running = store.claim("h1", "me", T0 + 2, LEASE)  # b for h1: running, and h2 pending
+    assert running is not None
+    assert running.alert_id == b.id
+    assert store.open_alert_ids(10) == [d.id, c.id, b.id]
+    store.complete(running)
+    assert store.open_alert_ids(10) == [d.id, c.id, b.id]  # h2 has not called it yet
+    for expected in (c, d):  # c and d given up on by their one handler
+        claim = store.claim("h1", "me", T0 + 3, LEASE)
+        assert claim is not None
+        assert claim.alert_id == expected.id
+        store.dead_letter(claim, "gave up", T0 + 3)
+    assert store.open_alert_ids(10) == [b.id]
+    assert store.open_alert_ids(-1) == [b.id]
+
+
 def test_complete_after_a_takeover_is_harmless(make_store: Factory) -> None:
     """A slow owner completing after its lease was taken over removes the delivery once."""
     store = make_store()

@@ -254,7 +254,7 @@ def add_api_routes(app: FastAPI, manager: AlertManager, tracer: ExecutionTracer,
             "max_alerts": settings.store_max_alerts, "max_bytes": settings.store_max_bytes,
             "dead_letters": stats.dead_letters, "pending_by_handler": stats.pending_by_handler,
             "running_by_handler": stats.running_by_handler, "recent_dead_letters": dead,
-            "process": process})
+            "open_alert_ids": store.open_alert_ids(limit), "process": process})
 
     @app.get("/api/metrics/{name:path}/stats", tags=["api"],
              summary="Statistics of one metric, by its seed-style name",

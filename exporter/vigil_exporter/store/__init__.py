@@ -198,6 +198,11 @@ class AlertStore(Protocol):
         """Up to ``limit`` dead letters, newest first."""
         ...
 
+    def open_alert_ids(self, limit: int) -> list[str]:
+        """The ids of up to ``limit`` alerts with a delivery still pending or running, newest
+        (last accepted) first: which alerts the handlers have not all finished."""
+        ...
+
     def close(self) -> None:
         ...
 

@@ -305,6 +305,29 @@ end
 return out
 """
 
+# KEYS: handlers. ARGV: P, limit (-1: all). The ids of the alerts with a pending or running
+# delivery, newest (highest seq) first.
+_OPEN_IDS = _PRELUDE + """
+local limit = tonumber(ARGV[2])
+local seen, seqs = {}, {}
+for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local pending = redis.call('ZREVRANGE', P .. ':q:' .. h, 0, limit)
+  for _, list in ipairs({pending, redis.call('ZRANGE', P .. ':run:' .. h, 0, -1)}) do
+    for _, s in ipairs(list) do
+      local n = tonumber(s)
+      if not seen[n] then seen[n] = true; seqs[#seqs + 1] = n end
+    end
+  end
+end
+table.sort(seqs, function(a, b) return a > b end)
+local out = {}
+for i = 1, #seqs do
+  if limit >= 0 and #out > limit then break end
+  out[#out + 1] = redis.call('HGET', akey(seqs[i]), 'id')
+end
+return out
+"""
+
 # Inside accept's MULTI. KEYS: touch, ep. ARGV: cutoff. Forgets the identities touched at or
 # before the cutoff.
 _EVICT = """
@@ -367,6 +390,7 @@ class RedisStore:
         self._dead_letter, self._renew, self._release = (
             register(_DEAD_LETTER), register(_RENEW), register(_RELEASE))
         self._stats, self._dead_letters = register(_STATS), register(_DEAD_LETTERS)
+        self._open_ids = register(_OPEN_IDS)
 
     def __repr__(self) -> str:
         return f"RedisStore({_masked(self.url)!r}, prefix={self.prefix!r})"
@@ -557,6 +581,13 @@ class RedisStore:
         return [DeadLetter(_text(reply[i]), _text(reply[i + 1]), int(reply[i + 2]),
                            _text(reply[i + 3]), float(reply[i + 4]), _json(reply[i + 5]))
                 for i in range(0, len(reply), 6)]
+
+    def open_alert_ids(self, limit: int) -> list[str]:
+        if limit == 0:
+            return []
+        reply = self._run(self._open_ids, [self._key("handlers")],
+                          limit - 1 if limit > 0 else -1)  # the last rank, as dead_letters
+        return [_text(alert_id) for alert_id in reply]
 
     def close(self) -> None:
         self._redis.close()

@@ -316,6 +316,13 @@ class SQLiteStore:
         return [DeadLetter(alert_id, handler, attempts, error or "", failed, json.loads(payload))
                 for alert_id, handler, attempts, error, failed, payload in rows]
 
+    def open_alert_ids(self, limit: int) -> list[str]:
+        if limit == 0:
+            return []
+        rows = self._read("SELECT id FROM alerts WHERE open > 0 ORDER BY seq DESC LIMIT ?",
+                          (limit,))
+        return [alert_id for (alert_id,) in rows]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

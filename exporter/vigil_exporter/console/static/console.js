@@ -284,11 +284,15 @@
     if (a.source !== "alertmanager") return badge("in process", "off", "an application alert: handed to the handlers in this process");
     if (dead.has(a.id)) return badge("dead-lettered", "bad", "handler " + dead.get(a.id) + " gave up on it (GET api/deliveries)");
     if (!deliveries) return badge("unknown", "off", "the alert store did not answer");
-    if (deliveries.pending_alerts > 0) {
-      return badge("pending", "warn", `${deliveries.pending_alerts} alert(s) wait in the store; ` +
-        "the store does not say which");
+    const open = deliveries.open_alert_ids || [];
+    if (open.includes(a.id)) {
+      return badge("pending", "warn", "a handler has not finished it yet (GET api/deliveries)");
     }
-    return badge("delivered", "ok", "no delivery waits in the store");
+    if (deliveries.pending_alerts > open.length) {  // more wait than the answer lists
+      return badge("unknown", "off", `${deliveries.pending_alerts} alerts wait in the store; ` +
+        `the newest ${open.length} are listed and this is not one of them`);
+    }
+    return badge("delivered", "ok", "every handler finished it");
   }
 
   function renderAlerts(alerts, deliveries) {
