@@ -16,14 +16,15 @@ connection-level limits (head and body deadlines, write timeout, connection cap)
 from __future__ import annotations
 
 import atexit
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vigil.monitoring.logger_protocol import Logger
 from vigil.monitoring.logs import StructuredLogger
 from vigil_exporter.responses import error_response as _error
 from vigil_exporter.responses import short as _short
@@ -37,15 +38,6 @@ class RequestRejected(StarletteHTTPException):
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(status, message, headers={"Connection": "close"})
-
-
-class _MiddlewareLogger(Protocol):
-    """The part of StructuredLogger the middleware uses."""
-
-    def warning(self, message: str, metadata: Mapping[str, Any] | None = None) -> None: ...
-
-    def error(self, message: str, metadata: Mapping[str, Any] | None = None, *,
-              exc_info: Any = None) -> None: ...
 
 
 class RequestLimitsMiddleware:
@@ -63,12 +55,12 @@ class RequestLimitsMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, request_timeout: float,
-                 logger: _MiddlewareLogger | None = None,
+                 logger: Logger | None = None,
                  on_response: Callable[[Scope, int], None] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.request_timeout = request_timeout
-        self.logger: _MiddlewareLogger = (logger if logger is not None
+        self.logger: Logger = (logger if logger is not None
                                           else StructuredLogger("vigil.exporter"))
         self.on_response = on_response
 
