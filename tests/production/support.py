@@ -80,10 +80,10 @@ class Gunicorn:
         while self.started() < self.workers or http_status(self.url + "/healthz") != 200:
             if self.proc.poll() is not None:
                 raise AssertionError(f"gunicorn exited with {self.proc.returncode}:\n"
-                                     f"{self.log()[-3000:]}")
+                                     f"{self.failure_log()}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"gunicorn not ready within {READY:.0f}s:\n"
-                                     f"{self.log()[-3000:]}")
+                                     f"{self.failure_log()}")
             time.sleep(0.1)  # readiness polling against the deadline
         return self
 
@@ -117,6 +117,14 @@ class Gunicorn:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def failure_log(self) -> str:
+        """What a failed start shows: the first error lines (a worker's traceback comes
+        before the shutdown lines that fill the end of the log), then the log's end."""
+        lines = self.log().splitlines()
+        errors = [line for line in lines if '"level": "ERROR"' in line or "Traceback" in line
+                  or "Error" in line][:20]
+        return "\n".join([*errors, "--- last lines ---", *lines[-15:]])
 
     def wait_workers(self, count: int, without: int, started: int, timeout: float = READY
                      ) -> set[int]:
