@@ -171,14 +171,13 @@ def _validate(obj: Any) -> None:
         secret = bool(meta.get("secret"))
         _check_type(f.name, value, expected, secret=secret)
         minimum = meta.get("minimum")
-        if expected is float and not secret:  # NaN and the infinities are no setting
+        # Numbers are never secrets: their bounds are vigil.validate's (NaN and the
+        # infinities are no setting).
+        if expected is float:
             validate.number(f.name, value, minimum=minimum,
                             exclusive=bool(meta.get("exclusive")))
-        elif minimum is not None:
-            too_small = value <= minimum if meta.get("exclusive") else value < minimum
-            if too_small:
-                bound = f"> {minimum}" if meta.get("exclusive") else f">= {minimum}"
-                raise ConfigError(f.name, value, f"must be a number {bound}", secret=secret)
+        elif expected is int and minimum is not None:
+            validate.integer(f.name, value, minimum=minimum)
         choices = meta.get("choices")
         if choices is not None and value not in choices:
             raise ConfigError(f.name, value, f"must be one of {', '.join(choices)}",

@@ -147,3 +147,35 @@ def test_the_packages_reexport_the_shared_objects_of_their_modules() -> None:
     assert vigil.execution_tracer is vigil.monitoring.execution_tracer is tracing.execution_tracer
     assert vigil.error_recovery_manager is vigil.error_handling.error_recovery_manager \
         is recovery.error_recovery_manager
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_the_lock_is_held_can_still_build(fake_module: Any) -> None:
+    """The docstring's promise: a child forked while another thread of the parent holds the
+    build lock gets a fresh one, so its first use of a shared object does not hang."""
+    fake_module.__getattr__ = _lazy.shared_objects(fake_module.__name__, {"thing": object})
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with _lazy._lock:
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        pid = os.fork()
+        if pid == 0:  # the child: build under a deadline, then leave without cleanup
+            import signal
+            signal.alarm(5)  # a hang ends the child with SIGALRM instead of forever
+            code = 1
+            try:
+                code = 0 if fake_module.thing is not None else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join(10)
+    assert os.waitstatus_to_exitcode(status) == 0

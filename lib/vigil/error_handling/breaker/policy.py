@@ -39,17 +39,9 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_int(key: str, value: object, minimum: int) -> None:
-    validate.integer(key, value, minimum=minimum)
-
-
 def check_positive(key: str, value: object) -> None:
     """A finite number of seconds > 0, else ConfigError naming ``key``."""
     validate.number(key, value, minimum=0, exclusive=True)
-
-
-def _check_ratio(key: str, value: object) -> None:
-    validate.ratio(key, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,21 +72,21 @@ class BreakerPolicy:
     def __post_init__(self) -> None:
         rate = self.failure_rate_threshold
         if rate is None:
-            _check_int("failure_threshold", self.failure_threshold, 1)
+            validate.integer("failure_threshold", self.failure_threshold, minimum=1)
         else:
-            _check_ratio("failure_rate_threshold", rate)
+            validate.ratio("failure_rate_threshold", rate)
             if self.failure_threshold is not None:
                 raise ConfigError(
                     "failure_threshold", self.failure_threshold,
                     "must be left out when failure_rate_threshold is given (the failure-rate "
                     "mode replaces the failures-in-a-row rule)")
         check_positive("recovery_timeout", self.recovery_timeout)
-        _check_int("half_open_max_calls", self.half_open_max_calls, 1)
-        _check_int("success_threshold", self.success_threshold, 1)
+        validate.integer("half_open_max_calls", self.half_open_max_calls, minimum=1)
+        validate.integer("success_threshold", self.success_threshold, minimum=1)
         window_type = _window_type(self.sliding_window_type)
         object.__setattr__(self, "sliding_window_type", window_type)
-        _check_int("sliding_window_size", self.sliding_window_size, 1)
-        _check_int("minimum_calls", self.minimum_calls, 1)
+        validate.integer("sliding_window_size", self.sliding_window_size, minimum=1)
+        validate.integer("minimum_calls", self.minimum_calls, minimum=1)
         if window_type == "count" and self.minimum_calls > self.sliding_window_size:
             raise ConfigError("minimum_calls", self.minimum_calls,
                               f"must be <= sliding_window_size ({self.sliding_window_size}), "
@@ -107,7 +99,7 @@ class BreakerPolicy:
             check_positive("slow_call_duration", self.slow_call_duration)
         slow_rate = self.slow_call_rate_threshold
         if slow_rate is not None:
-            _check_ratio("slow_call_rate_threshold", slow_rate)
+            validate.ratio("slow_call_rate_threshold", slow_rate)
             if self.slow_call_duration is None:
                 raise ConfigError("slow_call_rate_threshold", slow_rate,
                                   "needs slow_call_duration (the seconds after which a call "

@@ -93,10 +93,10 @@ class RetryPolicy:
     _strategy: WaitFn = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_int("max_attempts", self.max_attempts, 1)
+        validate.integer("max_attempts", self.max_attempts, minimum=1)
         numbers = {"initial_delay": 0.0, "max_delay": 0.0, "multiplier": 1.0}
         for name, minimum in numbers.items():
-            _check_number(name, getattr(self, name), minimum)
+            validate.number(name, getattr(self, name), minimum=minimum)
         if self.max_delay < self.initial_delay:
             raise ConfigError("max_delay", self.max_delay,
                               f"must be >= initial_delay ({self.initial_delay!r})")
@@ -237,14 +237,6 @@ _GIVE_UP: dict[GiveUpReason, RetryDecision] = {  # immutable, so shared
     reason: RetryDecision(False, reason=reason)
     for reason in ("attempts_exhausted", "not_retryable", "circuit_open",
                    "rejected_by_retry_if", "not_an_exception", "max_time")}
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    validate.integer(name, value, minimum=minimum)
-
-
-def _check_number(name: str, value: object, minimum: float) -> None:
-    validate.number(name, value, minimum=minimum)
 
 
 def _exception_types(value: object) -> tuple[type[BaseException], ...]:
