@@ -7,6 +7,9 @@ The public surface is re-exported here; the seed's imports work from the subpack
 
 from typing import TYPE_CHECKING
 
+# vigil's metrics, log lines and alerts attach to the breakers', retries' and recovery
+# managers' hooks (attaching only: no metric, config or thread until one is built).
+import vigil.reporting  # noqa: F401
 from vigil._lazy import forwarding
 
 # (vigil.asgi and vigil.wsgi, the web middlewares, import no web framework.)

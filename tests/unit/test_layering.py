@@ -1,7 +1,7 @@
 """The one-way layering rule, checked on the import graph (every import form, lazy ones too).
 
-base (clock, config, text, forks, _lazy, jsonsafe, vocabulary, validate) < monitoring <
-error_handling < the top-level integrations (vigil/__init__, asgi, wsgi, gunicorn, testing);
+base (clock, config, text, forks, _lazy, jsonsafe, vocabulary, validate, events) < monitoring <
+error_handling < the top level (vigil/__init__, reporting, asgi, wsgi, gunicorn, testing);
 nothing in lib/ imports the exporter or a web framework. Read from each module's syntax tree:
 ``import a.b``, ``from a import b`` (``from vigil import error_handling`` names the module it
 imports), relative imports, imports inside functions, and module names given as strings
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LIB = ROOT / "lib"
 
 BASE = ("vigil.clock", "vigil.config", "vigil.text", "vigil.forks", "vigil._lazy", "vigil.jsonsafe",
-        "vigil.vocabulary", "vigil.validate")
+        "vigil.vocabulary", "vigil.validate", "vigil.events")
 LAYER = {"base": 0, "monitoring": 1, "error_handling": 2, "top": 3}
 FOREIGN = ("vigil_exporter", "fastapi", "starlette", "uvicorn", "flask", "django", "redis")
 

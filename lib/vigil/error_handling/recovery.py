@@ -79,7 +79,7 @@ import threading
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from prometheus_client import CollectorRegistry
 
@@ -97,10 +97,11 @@ from vigil.config import (
     with_arguments,
 )
 from vigil.error_handling.breaker import CircuitBreaker
+from vigil.events import EventPublisher, Hook, ReportTo
 from vigil.monitoring import instruments
 from vigil.monitoring.alerts import AlertManager
 from vigil.monitoring.context import current_span
-from vigil.monitoring.logs import StructuredLogger
+from vigil.monitoring.logger_protocol import Logger
 from vigil.text import safe_text
 from vigil.vocabulary import CaseInsensitiveStrEnum, Severity
 
@@ -109,9 +110,11 @@ __all__ = [
     "CustomCategory",
     "DEFAULT_POLICY",
     "ErrorCategory",
+    "ErrorHandled",
     "ErrorRecord",
     "ErrorRecoveryManager",
     "ErrorSeverity",
+    "NamedRecovery",
     "RecoveryAction",
     "RecoveryActionType",
     "RecoveryPolicy",
@@ -235,6 +238,27 @@ class ErrorRecord:
                 "operation": self.operation, "error_type": self.error_type,
                 "message": self.message, "action": str(self.action), "trace_id": self.trace_id,
                 "metadata": dict(self.metadata)}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorHandled:
+    """The event of one handled error: its ``record`` (as kept in the history), the
+    ``error`` itself (for the log line's stack), the ``action`` decided, and whether its
+    severity reaches the manager's ``alert_min_severity`` (``alert``)."""
+
+    record: ErrorRecord
+    error: BaseException
+    action: RecoveryAction
+    alert: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NamedRecovery:
+    """A recovery manager was built: what it announces on ``ErrorRecoveryManager.named``."""
+
+    registry: CollectorRegistry
+    report_to: ReportTo
+    events: EventPublisher[ErrorHandled]
 
 
 # Exception classes whose name says "try again later" in libraries vigil cannot import
@@ -431,12 +455,16 @@ class ErrorRecoveryManager:
     ``policy=`` is kept as it is by :meth:`reconfigure`, plus what :meth:`add_category` added.
     """
 
+    named: ClassVar[Hook[NamedRecovery]] = Hook("recovery")
+    """Announces every manager when it is built (:class:`NamedRecovery`); vigil.reporting
+    attaches its metrics, log lines and alerts here."""
+
     def __init__(self, *, policy: RecoveryPolicy | None = None,
                  alert_min_severity: ErrorSeverity | str | None = None,
                  history_size: int | None = None, clock: Clock | None = None,
                  registry: CollectorRegistry | None = None,
                  alert_manager: AlertManager | None = None,
-                 logger: StructuredLogger | None = None) -> None:
+                 logger: Logger | None = None) -> None:
         config = get_config()
         self._fixed_policy = policy is not None
         self.policy = policy if policy is not None else RecoveryPolicy.from_config(config)
@@ -450,36 +478,32 @@ class ErrorRecoveryManager:
             else _severity(settings.alert_min_severity)
         self._history: deque[ErrorRecord] = deque(maxlen=settings.history_size)
         self._clock = clock if clock is not None else SYSTEM_CLOCK
-        self._registry = registry
-        self._alerts = alert_manager
-        self._logger = logger if logger is not None else StructuredLogger("vigil.recovery")
+        # Carried for the reporting (vigil.reporting.recovery) and the breakers it makes.
+        self.report_to = ReportTo(registry, logger, alert_manager)
         self._lock = threading.Lock()
         self._breakers: dict[str, CircuitBreaker] = {}
         self._fallbacks: dict[Category, Callable[..., Any]] = {}
         self._added: dict[CustomCategory, tuple[RecoveryActionType, ...]] = {}
         self._attempts: OrderedDict[Hashable, int] = OrderedDict()
         self._total = 0
-        reg = self.registry
-        self._errors = instruments.counter(
-            reg, "vigil_errors_total", "Errors handled by the recovery manager.",
-            ["category", "severity", "component"])
-        self._actions = instruments.counter(
-            reg, "vigil_recovery_actions_total", "Recovery actions decided, by category.",
-            ["category", "action"])
+        self.events: EventPublisher[ErrorHandled] = EventPublisher("recovery", self.registry)
+        self.named.announce(NamedRecovery(self.registry, self.report_to, self.events))
 
     @property
     def registry(self) -> CollectorRegistry:
-        if self._registry is None:
-            return instruments.default_registry()
-        return self._registry
+        """The registry its metrics are recorded on (``registry=``, else the default)."""
+        registry = self.report_to.registry
+        return registry if registry is not None else instruments.default_registry()
 
     @property
     def alert_manager(self) -> AlertManager:
-        if self._alerts is None:
+        """Where its alerts go (``alert_manager=``, else the shared ``vigil.alert_manager``)."""
+        given: AlertManager | None = self.report_to.alert_manager
+        if given is None:
             from vigil.monitoring import alerts
 
             return alerts.alert_manager
-        return self._alerts
+        return given
 
     # --- the seed's API -------------------------------------------------------------------
 
@@ -529,10 +553,10 @@ class ErrorRecoveryManager:
         with self._lock:
             breaker = self._breakers.get(name)
             if breaker is None:
-                if self._registry is not None:
-                    overrides.setdefault("registry", self._registry)
-                if self._alerts is not None:
-                    overrides.setdefault("alert_manager", self._alerts)
+                if self.report_to.registry is not None:
+                    overrides.setdefault("registry", self.report_to.registry)
+                if self.report_to.alert_manager is not None:
+                    overrides.setdefault("alert_manager", self.report_to.alert_manager)
                 breaker = CircuitBreaker(name=name, **overrides)
                 self._breakers[name] = breaker
             return breaker
@@ -615,20 +639,8 @@ class ErrorRecoveryManager:
         with self._lock:
             self._history.append(record)
             self._total += 1
-        self._errors.labels(category.value, severity.value, component).inc()
-        self._actions.labels(category.value, action.action_type.value).inc()
-        self._logger.error(
-            f"{component}.{operation} failed: {error_type}: {text}",
-            metadata={**metadata, "category": category.value, "severity": severity.value,
-                      "component": component, "operation": operation,
-                      "action": action.action_type.value, "reason": action.reason},
-            exc_info=error)
-        if severity.rank >= self.alert_min_severity.rank:
-            self.alert_manager.send_alert(
-                severity.value, component,
-                f"{operation} failed with {error_type}: {text}",
-                metadata={**metadata, "action": action.action_type.value},
-                labels={"category": category.value, "operation": operation})
+        self.events.publish(ErrorHandled(record, error, action,
+                                         severity.rank >= self.alert_min_severity.rank))
 
     def reconfigure(self, config: VigilConfig) -> None:
         """Apply new ``error_handling.recovery`` settings (the shared manager follows configure).

@@ -30,8 +30,9 @@
   generator guards; :mod:`.driver` :class:`CircuitBreaker`, the thin driver: ``call``,
   ``call_async``, the decorator and ``protect()`` differ only in how they run the protected
   code and all report through the same settle methods;
-* :mod:`.reporting` the metrics, log lines and alert (subscribers to the events);
-  :mod:`.registry` :func:`all_breakers` and the re-arming after a fork.
+* :mod:`.registry` :func:`all_breakers` and the re-arming after a fork. The metrics, log
+  lines and alert are not here: :mod:`vigil.reporting.breakers` subscribes them to each breaker
+  announced on ``CircuitBreaker.named`` (a :class:`vigil.events.Hook`), and so can you.
 
 The breaker's lock is never held while the protected function runs, so calls through one
 breaker run concurrently.
@@ -126,15 +127,15 @@ path) is U+FFFD in :attr:`CircuitBreaker.name`, the metrics, the log lines and t
 rate, the threshold and the calls judged; published just before the transition they cause, or
 in ``METRICS_ONLY`` once each time the rate reaches its threshold);
 :attr:`CircuitBreaker.call_events` publishes one :class:`CallOutcome` per call that ran, built
-only while someone subscribes (the success path stays cheap). The breaker subscribes its
+only while someone subscribes (the success path stays cheap). vigil.reporting subscribes the
 metrics, a JSON log line per transition (WARNING when it starts rejecting: OPEN or FORCED_OPEN;
 INFO otherwise) and per exceeded rate (WARNING), and an alert through the alert manager when it
 opens (severity ``high``, component and label ``breaker`` = the name; not for FORCED_OPEN, an
 operator's choice). A subscriber that raises is logged and counted, never breaks the call.
 
-**Metrics**: see :mod:`.reporting`. Two breakers with the same name on one registry share their
-series (the recovery manager's ``get_circuit_breaker(name)`` keeps one breaker per name); the
-second is warned about.
+**Metrics**: see :mod:`vigil.reporting.breakers`. Two breakers with the same name on one
+registry share their series (the recovery manager's ``get_circuit_breaker(name)`` keeps one
+breaker per name); the second is warned about.
 """
 
 from vigil.error_handling.breaker.classify import ExpectedException
@@ -144,6 +145,7 @@ from vigil.error_handling.breaker.events import (
     CallOutcome,
     CallRejected,
     FailureRateExceeded,
+    NamedBreaker,
     SlowCallRateExceeded,
     StateTransition,
 )
@@ -151,33 +153,24 @@ from vigil.error_handling.breaker.machine import BreakerStateMachine
 from vigil.error_handling.breaker.policy import BreakerPolicy, SlidingWindowType
 from vigil.error_handling.breaker.protection import Protection
 from vigil.error_handling.breaker.registry import all_breakers
-from vigil.error_handling.breaker.reporting import (
-    CALLS_METRIC,
-    RATE_EXCEEDED_METRIC,
-    STATE_METRIC,
-    TRANSITIONS_METRIC,
-)
 from vigil.error_handling.breaker.states import OUTCOMES, CircuitState, Outcome
 
 __all__ = [
     "BreakerEvent",
     "BreakerPolicy",
     "BreakerStateMachine",
-    "CALLS_METRIC",
     "CallOutcome",
     "CallRejected",
     "CircuitBreaker",
     "CircuitState",
     "ExpectedException",
     "FailureRateExceeded",
+    "NamedBreaker",
     "OUTCOMES",
     "Outcome",
     "Protection",
-    "RATE_EXCEEDED_METRIC",
-    "STATE_METRIC",
     "SlidingWindowType",
     "SlowCallRateExceeded",
     "StateTransition",
-    "TRANSITIONS_METRIC",
     "all_breakers",
 ]

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ClassVar, ParamSpec, TypeVar, cast
 
 from prometheus_client import CollectorRegistry
 
@@ -33,6 +33,7 @@ from vigil.error_handling.breaker.events import (
     BreakerEvent,
     CallOutcome,
     CallRejected,
+    NamedBreaker,
 )
 from vigil.error_handling.breaker.machine import BreakerStateMachine
 from vigil.error_handling.breaker.policy import BreakerPolicy, SlidingWindowType, check_positive
@@ -42,11 +43,11 @@ from vigil.error_handling.breaker.protection import (
     guard_async_generator,
     guard_generator,
 )
-from vigil.error_handling.breaker.reporting import AlertSender, Logger, Reporter
-from vigil.error_handling.breaker.states import CircuitState, Outcome
+from vigil.error_handling.breaker.states import OUTCOMES, CircuitState, Outcome
 from vigil.error_handling.errors import CircuitOpenError
-from vigil.error_handling.events import EventPublisher
+from vigil.events import EventPublisher, Hook, ReportTo
 from vigil.monitoring import instruments
+from vigil.monitoring.logger_protocol import Logger
 from vigil.monitoring.logs import shared_logger
 from vigil.text import safe_text
 
@@ -54,6 +55,10 @@ __all__ = ["CircuitBreaker"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _uncounted() -> None:
+    """An outcome nobody counts (before a reporter sets ``NamedBreaker.count_calls``)."""
 
 
 class CircuitBreaker:
@@ -65,14 +70,18 @@ class CircuitBreaker:
     (:meth:`BreakerPolicy.from_config`); the options beyond the seed are off by default.
     """
 
-    __slots__ = ("__weakref__", "_alert_sender", "_bind_lock", "_call_events", "_clock",
-                 "_core", "_counters", "_events", "_fallback", "_logger", "_name", "_now",
-                 "_registry", "_reporter", "_rule", "policy")
+    __slots__ = ("__weakref__", "_bind_lock", "_call_events", "_clock", "_core", "_counters",
+                 "_events", "_fallback", "_forked", "_logger", "_name", "_now", "_registry",
+                 "_rule", "policy", "report_to")
+
+    named: ClassVar[Hook[NamedBreaker]] = Hook("circuit_breaker")
+    """Announces every breaker when it is named (:class:`NamedBreaker`); vigil.reporting
+    attaches its metrics, log lines and alert here."""
 
     _call_events: EventPublisher[CallOutcome]
-    _counters: dict[Outcome, Any]
+    _counters: dict[Outcome, Callable[[], object]]
     _events: EventPublisher[BreakerEvent]
-    _reporter: Reporter
+    _forked: EventPublisher[CircuitState]
 
     def __init__(self, failure_threshold: int | None = None,
                  recovery_timeout: float | None = None,
@@ -92,7 +101,7 @@ class CircuitBreaker:
                  failure_on_result: Callable[[Any], object] | None = None,
                  clock: Clock | None = None,
                  registry: CollectorRegistry | None = None,
-                 alert_manager: AlertSender | None = None,
+                 alert_manager: Any = None,
                  logger: Logger | None = None) -> None:
         self.policy = BreakerPolicy.from_config(
             failure_threshold=failure_threshold, recovery_timeout=recovery_timeout,
@@ -117,7 +126,8 @@ class CircuitBreaker:
         self._now: Callable[[], float] = time.monotonic if isinstance(self._clock, SystemClock) \
             else self._clock.monotonic
         self._registry = registry if registry is not None else instruments.default_registry()
-        self._alert_sender = alert_manager  # None: the default one, reached when alerting
+        # Carried for the reporting (vigil.reporting.breakers), never used here.
+        self.report_to = ReportTo(registry, logger, alert_manager)
         self._bind_lock = threading.Lock()
         self._core: BreakerStateMachine | None = None
         self._name = name
@@ -125,40 +135,32 @@ class CircuitBreaker:
             self._bind()
 
     def _bind(self, default_name: str | None = None) -> BreakerStateMachine:
-        """Name the breaker (if unnamed) and build its state machine, metrics and events."""
+        """Name the breaker (if unnamed), build its state machine and announce it."""
         with self._bind_lock:
             core = self._core
             if core is not None:
                 return core
             name = safe_text(self._name or default_name or _live.unnamed_name())
             self._name = name
-            reporter = Reporter(name, self._registry, self._logger, self._alert_sender)
-            self._reporter = reporter
-            self._counters = reporter.calls
             self._events = EventPublisher(name, self._registry)
             self._call_events = EventPublisher(name, self._registry)
-            self._events.subscribe(reporter.count)
-            self._events.subscribe(reporter.log)
-            self._events.subscribe(reporter.alert)
+            self._forked = EventPublisher(name, self._registry)
+            self._counters = dict.fromkeys(OUTCOMES, _uncounted)
             core = BreakerStateMachine(name, self.policy, self._events.publish)
+            # Before the fast path can see the machine: no call goes uncounted, no event
+            # unreported. The reporters get the name and publishers, not this breaker.
+            self.named.announce(NamedBreaker(name, self._registry, self.report_to, self._events,
+                                             self._call_events, self._counters, self._forked))
             self._core = core  # last: the fast path's "is it bound?" check reads this
-        sharing = _live.add(self)
-        if sharing > 1:
-            # Allowed (a breaker per worker object, re-created in tests), but never silently:
-            # their states and counts land in one set of series.
-            self._logger.warning(
-                "another live circuit breaker has this name on the same registry; both "
-                "report into the same vigil_circuit_breaker_* series (give each its own name, "
-                "or share one breaker: error_recovery_manager.get_circuit_breaker(name))",
-                {"breaker": name, "live_with_this_name": sharing})
+        _live.add(self)
         return core
 
     def _after_fork_in_child(self) -> None:
-        """Fresh locks in a forked child; the state shown in the child's own metric files."""
+        """Fresh locks in a forked child; the state published for its own metric files."""
         self._bind_lock = threading.Lock()
         core = self._core
         if core is not None:
-            self._reporter.show(core.after_fork())
+            self._forked.publish(core.after_fork())
 
     # -- calling ---------------------------------------------------------------------------
 
@@ -271,7 +273,7 @@ class CircuitBreaker:
                 return
         outcome = core.on_success(permit, end, end - start)
         # _count inlined: the success path is the benchmarked one (a frame is ~7% of it).
-        self._counters[outcome].inc()
+        self._counters[outcome]()
         if self._call_events.has_subscribers:
             self._call_events.publish(CallOutcome(core.name, outcome, end - start))
 
@@ -292,8 +294,8 @@ class CircuitBreaker:
         self._count(core, outcome, end - start)
 
     def _count(self, core: BreakerStateMachine, outcome: Outcome, duration: float) -> None:
-        """Count the outcome in the metrics; publish it to call_events' subscribers."""
-        self._counters[outcome].inc()
+        """Count the outcome (``NamedBreaker.count_calls``); publish it to call_events."""
+        self._counters[outcome]()
         if self._call_events.has_subscribers:
             self._call_events.publish(CallOutcome(core.name, outcome, duration))
 

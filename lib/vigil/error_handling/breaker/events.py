@@ -3,20 +3,28 @@
 ``cb.events`` carries :class:`StateTransition`, :class:`CallRejected`,
 :class:`FailureRateExceeded` and :class:`SlowCallRateExceeded`; ``cb.call_events`` carries one
 :class:`CallOutcome` per call that ran. Times (``at``) are the breaker clock's monotonic seconds.
+
+:class:`NamedBreaker` is what a breaker announces on ``CircuitBreaker.named`` (a
+:class:`vigil.events.Hook`) when it is named: everything a reporter attaches to.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from prometheus_client import CollectorRegistry
+
 from vigil.error_handling.breaker.states import CircuitState, Outcome
+from vigil.events import EventPublisher, ReportTo
 
 __all__ = [
     "BreakerEvent",
     "CallOutcome",
     "CallRejected",
     "FailureRateExceeded",
+    "NamedBreaker",
     "RateExceeded",
     "SlowCallRateExceeded",
     "StateTransition",
@@ -90,3 +98,25 @@ class SlowCallRateExceeded(RateExceeded):
 
 BreakerEvent: TypeAlias = (StateTransition | CallRejected | CallOutcome | FailureRateExceeded
                            | SlowCallRateExceeded)
+
+
+@dataclass(frozen=True, slots=True)
+class NamedBreaker:
+    """A breaker was named: what it announces on ``CircuitBreaker.named``.
+
+    ``events`` and ``call_events`` are the breaker's publishers. ``count_calls`` holds one
+    function per outcome that the driver calls for every call that ran or was rejected (a
+    no-op until set): the per-call count is the benchmarked hot path, and a dict entry called
+    directly costs what a bound counter did, where a :class:`CallOutcome` event per call would
+    cost an object and a delivery loop. Set an entry to count that outcome; wrap the one
+    already there to add to it. ``forked`` publishes the breaker's state in a forked child
+    (prometheus_client gives the child fresh per-pid files, where a gauge must be set again).
+    """
+
+    name: str
+    registry: CollectorRegistry
+    report_to: ReportTo
+    events: EventPublisher[BreakerEvent]
+    call_events: EventPublisher[CallOutcome]
+    count_calls: dict[Outcome, Callable[[], object]]
+    forked: EventPublisher[CircuitState]

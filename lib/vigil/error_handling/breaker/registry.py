@@ -30,15 +30,10 @@ def unnamed_name() -> str:
     return f"breaker-{next(_unnamed)}"
 
 
-def add(breaker: CircuitBreaker) -> int:
-    """List a breaker that was just named; answers how many live breakers (itself included)
-    report under its name into its registry, i.e. share one set of series."""
-    name, registry = breaker.name, breaker.registry
+def add(breaker: CircuitBreaker) -> None:
+    """List a breaker that was just named."""
     with _lock:
-        twins = sum(1 for other in _live.values()
-                    if other.registry is registry and other.name == name)
         _live[next(_keys)] = breaker
-    return twins + 1
 
 
 def all_breakers() -> list[CircuitBreaker]:

@@ -120,17 +120,17 @@ attempt (about 1.3 µs more per call; ``bench/retry_options.py``).
 
 from vigil.error_handling.retry.attempts import Attempt, current_attempt
 from vigil.error_handling.retry.decorator import retry_events, with_retry
+from vigil.error_handling.retry.events import (
+    RetryEvent,
+    RetryGaveUp,
+    RetryScheduled,
+    RetrySucceeded,
+)
 from vigil.error_handling.retry.policy import (
     GiveUpReason,
     RetryDecision,
     RetryOutcome,
     RetryPolicy,
-)
-from vigil.error_handling.retry.report import (
-    RetryEvent,
-    RetryGaveUp,
-    RetryScheduled,
-    RetrySucceeded,
 )
 from vigil.error_handling.retry.retrier import Retrier, Retrying, retrying
 from vigil.error_handling.retry.wait import (

@@ -29,13 +29,13 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-from vigil.error_handling.retry.policy import GiveUpReason, RetryDecision
-from vigil.error_handling.retry.report import (
+from vigil.error_handling.retry.events import (
     RetryGaveUp,
     RetryScheduled,
     RetrySucceeded,
     annotate,
 )
+from vigil.error_handling.retry.policy import GiveUpReason, RetryDecision
 
 if TYPE_CHECKING:
     from vigil.error_handling.retry.retrier import Retrier

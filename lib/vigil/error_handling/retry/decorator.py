@@ -25,11 +25,11 @@ from prometheus_client import CollectorRegistry
 from vigil.clock import Clock
 from vigil.error_handling.events import EventPublisher
 from vigil.error_handling.retry.attempts import RetryCall, run_async, run_sync
+from vigil.error_handling.retry.events import RetryEvent
 from vigil.error_handling.retry.policy import ExceptionTypes, RetryPolicy
-from vigil.error_handling.retry.report import RetryEvent
 from vigil.error_handling.retry.retrier import Retrier, Retrying
 from vigil.error_handling.retry.wait import WaitFn
-from vigil.monitoring.logs import StructuredLogger
+from vigil.monitoring.logger_protocol import Logger
 
 __all__ = ["retry_events", "with_retry"]
 
@@ -50,7 +50,7 @@ def with_retry(max_attempts: int | None = None, retry_on: ExceptionTypes = (Exce
                max_time: float | None = None, wait: WaitFn | None = None,
                operation: str | None = None, clock: Clock | None = None,
                registry: CollectorRegistry | None = None,
-               logger: StructuredLogger | None = None, rng: random.Random | None = None,
+               logger: Logger | None = None, rng: random.Random | None = None,
                expose_attempt: bool = False) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
@@ -62,7 +62,7 @@ def with_retry(max_attempts: Any = None, retry_on: ExceptionTypes = (Exception,)
                max_time: float | None = None, wait: WaitFn | None = None,
                operation: str | None = None, clock: Clock | None = None,
                registry: CollectorRegistry | None = None,
-               logger: StructuredLogger | None = None, rng: random.Random | None = None,
+               logger: Logger | None = None, rng: random.Random | None = None,
                expose_attempt: bool = False) -> Any:
     """Retry the decorated function (sync or ``async def``) as the policy says.
 

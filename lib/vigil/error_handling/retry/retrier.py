@@ -10,21 +10,21 @@
         with attempt:
             body = fetch(url)
 
-Both bind the outcome counter's series and the event publisher once, when built; build them
-once per operation (at import time, in ``__init__``), not per call.
+Both announce themselves (``Retrier.named``) once, when built, and vigil.reporting binds the
+outcome counter's series then; build them once per operation (at import time, in
+``__init__``), not per call.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry
 
 from vigil.clock import SYSTEM_CLOCK, Clock
 from vigil.config import ConfigError
-from vigil.error_handling.events import EventPublisher
 from vigil.error_handling.retry.attempts import (
     AsyncAttempts,
     RetryCall,
@@ -32,11 +32,12 @@ from vigil.error_handling.retry.attempts import (
     run_async,
     run_sync,
 )
+from vigil.error_handling.retry.events import NamedRetry, RetryEvent
 from vigil.error_handling.retry.policy import OUTCOMES, ExceptionTypes, RetryOutcome, RetryPolicy
-from vigil.error_handling.retry.report import LogSubscriber, MetricsSubscriber, RetryEvent
 from vigil.error_handling.retry.wait import WaitFn
+from vigil.events import EventPublisher, Hook, ReportTo
 from vigil.monitoring import instruments
-from vigil.monitoring.logs import StructuredLogger, shared_logger
+from vigil.monitoring.logger_protocol import Logger
 from vigil.text import safe_text
 
 __all__ = ["Retrier", "Retrying", "retrying"]
@@ -45,22 +46,31 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def _uncounted() -> None:
+    """An outcome nobody counts (before a reporter sets ``NamedRetry.count_calls``)."""
+
+
 class Retrier:
-    """A policy bound to an operation name, a clock, metrics and an event publisher.
+    """A policy bound to an operation name, a clock and an event publisher.
 
     ``with_retry`` builds one per decorated function, ``retrying()`` one per loop object;
     build one yourself to retry calls without a decorator, like the seed's
     ``CircuitBreaker.call``. ``policy`` defaults to ``RetryPolicy.from_config()``.
     ``expose_attempt=True`` makes :func:`~vigil.error_handling.retry.current_attempt` answer
-    inside each attempt. Thread-safe: a call's state lives in the call; metrics and the
+    inside each attempt. Thread-safe: a call's state lives in the call; the counts and the
     publisher are thread-safe.
     """
 
-    __slots__ = ("_calls", "clock", "events", "expose_attempt", "operation", "policy")
+    __slots__ = ("_calls", "clock", "events", "expose_attempt", "operation", "policy",
+                 "report_to")
+
+    named: ClassVar[Hook[NamedRetry]] = Hook("retry")
+    """Announces every retrier when it is built (:class:`NamedRetry`); vigil.reporting
+    attaches its metrics and log lines here."""
 
     def __init__(self, policy: RetryPolicy | None = None, *, operation: str,
                  clock: Clock | None = None, registry: CollectorRegistry | None = None,
-                 logger: StructuredLogger | None = None, expose_attempt: bool = False) -> None:
+                 logger: Logger | None = None, expose_attempt: bool = False) -> None:
         if not isinstance(operation, str) or not operation:
             raise ConfigError("operation", operation, "expected a non-empty string")
         if not isinstance(expose_attempt, bool):
@@ -70,30 +80,26 @@ class Retrier:
         self.operation = operation
         self.clock = clock if clock is not None else SYSTEM_CLOCK
         self.expose_attempt = expose_attempt
+        # Carried for the reporting (vigil.reporting.retries), never used here.
+        self.report_to = ReportTo(registry, logger)
         registry = registry if registry is not None else instruments.default_registry()
-        family = instruments.counter(
-            registry, "vigil_retry_calls_total",
-            "Calls through with_retry or retrying(), by outcome (success_first_try, "
-            "success_after_retry, failure_after_retry, failure_without_retry).",
-            ["operation", "outcome"])
-        # Bound once: an outcome is a single increment of a child held here.
-        self._calls: dict[RetryOutcome, Any] = {o: family.labels(operation, o) for o in OUTCOMES}
         self.events: EventPublisher[RetryEvent] = EventPublisher(f"retry:{operation}", registry)
-        self.events.subscribe(MetricsSubscriber(registry, operation))
-        log = logger if logger is not None else shared_logger("vigil.retry")
-        self.events.subscribe(LogSubscriber(log))
+        self._calls: dict[RetryOutcome, Callable[[], object]] = dict.fromkeys(OUTCOMES,
+                                                                               _uncounted)
+        self.named.announce(NamedRetry(operation, registry, self.report_to, self.events,
+                                       self._calls))
 
     def __repr__(self) -> str:
         return f"Retrier(operation={self.operation!r}, policy={self.policy!r})"
 
     def count(self, outcome: RetryOutcome) -> None:
         """One more call ended with ``outcome`` (``vigil_retry_calls_total``)."""
-        self._calls[outcome].inc()
+        self._calls[outcome]()
 
-    def first_try_counter(self) -> Callable[[], None]:
-        """The bound ``success_first_try`` increment (the decorator's fast path holds it)."""
-        inc: Callable[[], None] = self._calls["success_first_try"].inc
-        return inc
+    def first_try_counter(self) -> Callable[[], object]:
+        """The ``success_first_try`` count, as set when announced (the decorator's fast path
+        holds it)."""
+        return self._calls["success_first_try"]
 
     def new_call(self) -> RetryCall:
         """The state of one call, its first attempt beginning now."""
@@ -145,7 +151,7 @@ def retrying(max_attempts: int | None = None, retry_on: ExceptionTypes = (Except
              retry_if_result: Callable[[Any], bool] | None = None,
              max_time: float | None = None, wait: WaitFn | None = None,
              clock: Clock | None = None, registry: CollectorRegistry | None = None,
-             logger: StructuredLogger | None = None, rng: random.Random | None = None,
+             logger: Logger | None = None, rng: random.Random | None = None,
              expose_attempt: bool = False) -> Retrying:
     """Retry a block of code: ``for attempt in retrying(...): with attempt: ...``.
 

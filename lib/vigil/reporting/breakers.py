@@ -1,5 +1,6 @@
 """What a named breaker reports: its metrics, a log line per transition or exceeded rate, and
-an alert when it opens. :class:`Reporter` subscribes to the breaker's events.
+an alert when it opens. :func:`attach_breaker` builds a :class:`Reporter` for each breaker
+announced on ``CircuitBreaker.named`` and subscribes it to the breaker's events.
 
 Metrics (on the breaker's registry; label children bound once, when the breaker is named):
 
@@ -14,7 +15,8 @@ Metrics (on the breaker's registry; label children bound once, when the breaker 
 
 The alert goes to the breaker's ``alert_manager=``, or else to
 ``vigil.monitoring.alerts.alert_manager`` read as a module attribute when the alert is sent (so
-a breaker that never opens never creates the default alert manager).
+a breaker that never opens never creates the default alert manager). The log lines go to the
+breaker's ``logger=``, or else to a shared ``vigil.circuit_breaker`` logger.
 """
 
 from __future__ import annotations
@@ -28,22 +30,26 @@ from vigil.error_handling.breaker.events import (
     BreakerEvent,
     CallRejected,
     FailureRateExceeded,
+    NamedBreaker,
     SlowCallRateExceeded,
     StateTransition,
 )
+from vigil.error_handling.breaker.registry import all_breakers
 from vigil.error_handling.breaker.states import OUTCOMES, REJECTED, CircuitState, Outcome
 from vigil.monitoring import alerts as _alerts
 from vigil.monitoring import instruments
 from vigil.monitoring.logger_protocol import Logger
+from vigil.monitoring.logs import shared_logger
+from vigil.reporting import failures
 
 __all__ = [
     "AlertSender",
     "CALLS_METRIC",
-    "Logger",
     "RATE_EXCEEDED_METRIC",
     "Reporter",
     "STATE_METRIC",
     "TRANSITIONS_METRIC",
+    "attach_breaker",
 ]
 
 STATE_METRIC: Final = "vigil_circuit_breaker_state"
@@ -66,8 +72,9 @@ class AlertSender(Protocol):
 class Reporter:
     """Metrics, the log lines and the open alert of one named breaker.
 
-    Holds no reference to the breaker, so a breaker nobody uses can be collected (and leave
-    ``all_breakers()``) without waiting for the cycle collector.
+    Holds no reference to the breaker (it gets the name and the publishers), so a breaker
+    nobody uses can be collected (and leave ``all_breakers()``) without waiting for the cycle
+    collector.
     """
 
     __slots__ = ("_alerts", "_exceeded", "_logger", "_name", "_state", "_transitions",
@@ -152,3 +159,33 @@ class Reporter:
                 metadata={"breaker": self._name, "from_state": event.from_state.value,
                           "reason": event.reason},
                 labels={"breaker": self._name})
+
+
+def attach_breaker(named: NamedBreaker) -> Reporter:
+    """Report on a breaker just named: metrics, log lines, the alert (``CircuitBreaker.named``).
+
+    Also warns when another live breaker reports under the same name into the same registry:
+    allowed (a breaker per worker object, re-created in tests), but never silently, since their
+    states and counts land in one set of series.
+    """
+    report_to = named.report_to
+    logger: Logger = report_to.logger if report_to.logger is not None \
+        else shared_logger("vigil.circuit_breaker")
+    reporter = Reporter(named.name, named.registry, logger, report_to.alert_manager)
+    for outcome, child in reporter.calls.items():
+        named.count_calls[outcome] = child.inc
+    named.events.subscribe(reporter.count)
+    named.events.subscribe(reporter.log)
+    named.events.subscribe(reporter.alert)
+    named.forked.subscribe(reporter.show)
+    failures.watch(named.events)
+    # The breaker being named is not listed yet: it is the +1.
+    sharing = 1 + sum(1 for other in all_breakers()
+                      if other.registry is named.registry and other.name == named.name)
+    if sharing > 1:
+        logger.warning(
+            "another live circuit breaker has this name on the same registry; both report "
+            "into the same vigil_circuit_breaker_* series (give each its own name, or share "
+            "one breaker: error_recovery_manager.get_circuit_breaker(name))",
+            {"breaker": named.name, "live_with_this_name": sharing})
+    return reporter
