@@ -66,7 +66,8 @@ from vigil.error_handling.retry import (
 if TYPE_CHECKING:
     from vigil.error_handling.recovery import error_recovery_manager
 else:
-    __getattr__ = forwarding(__name__, {"error_recovery_manager": "vigil.error_handling.recovery"})
+    __getattr__ = forwarding(__name__, {
+        "error_recovery_manager": "vigil.error_handling.recovery.manager"})
 
 __all__ = [
     "AgentExecutionErrorHandler",
