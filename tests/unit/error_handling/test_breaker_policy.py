@@ -151,3 +151,18 @@ def test_the_policy_is_frozen() -> None:
     policy = BreakerPolicy()
     with pytest.raises(dataclasses.FrozenInstanceError):
         policy.failure_threshold = 0  # type: ignore[misc]
+
+
+def test_breaker_settings_are_the_policy_fields_beyond_the_seeds_two() -> None:
+    """BreakerSettings declares every BreakerPolicy field except the two positional ones."""
+    from vigil.error_handling.breaker import BreakerSettings
+
+    assert set(BreakerSettings.__annotations__) == \
+        {f.name for f in dataclasses.fields(BreakerPolicy)} - {"failure_threshold",
+                                                               "recovery_timeout"}
+
+
+def test_an_unknown_breaker_keyword_is_refused_by_name() -> None:
+    """A misspelt setting raises TypeError naming it, not silently ignored."""
+    with pytest.raises(TypeError, match="'half_open_max_call'"):
+        CircuitBreaker(name="typo", half_open_max_call=2)  # type: ignore[call-arg]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from collections.abc import Iterator
@@ -24,25 +23,26 @@ from vigil.error_handling.recovery import (
 )
 from vigil.monitoring.alerts import AlertManager
 from vigil.monitoring.context import SpanContext, new_span_id, new_trace_id, use_span
-from vigil.monitoring.logs import StructuredLogger
-from vigil.testing import FakeClock
+from vigil.testing import FakeClock, LogCapture, MetricReader
 
 
 class Env:
-    """A manager wired to its own registry, alert manager, log stream and clock."""
+    """A manager wired to its own registry, alert manager, log capture and clock
+    (vigil.testing's pieces)."""
 
     def __init__(self, **kwargs: object) -> None:
         self.registry = CollectorRegistry()
+        self.metrics = MetricReader(self.registry)
         self.clock = FakeClock()
         self.alerts = AlertManager(registry=self.registry, clock=self.clock)
-        self.stream = io.StringIO()
+        self.logs = LogCapture()
         self.manager = ErrorRecoveryManager(
             registry=self.registry, alert_manager=self.alerts, clock=self.clock,
-            logger=StructuredLogger("vigil.recovery", stream=self.stream,
-                                    registry=self.registry), **kwargs)  # type: ignore[arg-type]
+            logger=self.logs.logger("vigil.recovery", registry=self.registry),
+            **kwargs)  # type: ignore[arg-type]
 
     def lines(self) -> list[dict[str, object]]:
-        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
+        return self.logs.lines()
 
 
 @pytest.fixture
@@ -180,11 +180,10 @@ def test_each_error_is_counted_logged_and_kept(env: Env) -> None:
         except ConnectionError as err:
             env.manager.handle_error(err, ErrorCategory.API_CALL, ErrorSeverity.MEDIUM,
                                      "EmbeddingClient", "embed", {"model": "m", "api_key": "s"})
-    reg = env.registry
-    assert reg.get_sample_value("vigil_errors_total", {
-        "category": "api_call", "severity": "medium", "component": "EmbeddingClient"}) == 1
-    assert reg.get_sample_value("vigil_recovery_actions_total",
-                                {"category": "api_call", "action": "retry"}) == 1
+    assert env.metrics.value("vigil_errors_total", category="api_call", severity="medium",
+                             component="EmbeddingClient") == 1
+    assert env.metrics.value("vigil_recovery_actions_total", category="api_call",
+                             action="retry") == 1
     (line,) = env.lines()
     assert line["level"] == "ERROR"
     assert line["trace_id"] == span.trace_id
@@ -423,13 +422,12 @@ def test_custom_category_label_value_in_stats_metrics_logs_and_alerts(env: Env) 
     env.manager.handle_error(KeyError("a"), "PAYMENTS", "low", "Billing", "charge")
     env.manager.handle_error(KeyError("b"), "payments", "high", "Billing", "charge")
     assert env.manager.get_error_stats()["by_category"] == {"payments": 2}
-    reg = env.registry
-    assert reg.get_sample_value("vigil_errors_total", {
-        "category": "payments", "severity": "high", "component": "Billing"}) == 1
-    assert reg.get_sample_value("vigil_recovery_actions_total",
-                                {"category": "payments", "action": "retry"}) == 1
-    assert reg.get_sample_value("vigil_recovery_actions_total",
-                                {"category": "payments", "action": "fallback"}) == 1
+    assert env.metrics.value("vigil_errors_total", category="payments", severity="high",
+                             component="Billing") == 1
+    assert env.metrics.value("vigil_recovery_actions_total", category="payments",
+                             action="retry") == 1
+    assert env.metrics.value("vigil_recovery_actions_total", category="payments",
+                             action="fallback") == 1
     assert [line["metadata"]["category"] for line in env.lines()] == [  # type: ignore[index]
         "payments", "payments"]
     (alert,) = env.alerts.get_recent_alerts(5)

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any, ClassVar, ParamSpec, TypeVar, cast
+from typing import Any, ClassVar, ParamSpec, TypeVar, Unpack, cast
 
 from prometheus_client import CollectorRegistry
 
@@ -36,7 +36,7 @@ from vigil.error_handling.breaker.events import (
     NamedBreaker,
 )
 from vigil.error_handling.breaker.machine import BreakerStateMachine
-from vigil.error_handling.breaker.policy import BreakerPolicy, SlidingWindowType, check_positive
+from vigil.error_handling.breaker.policy import BreakerPolicy, BreakerSettings, check_positive
 from vigil.error_handling.breaker.protection import (
     NO_RESULT,
     Protection,
@@ -67,7 +67,9 @@ class CircuitBreaker:
     ``failure_threshold`` failures in a row open it for ``recovery_timeout`` seconds; then up to
     ``half_open_max_calls`` probes at once test the service, and ``success_threshold`` probe
     successes close it. ``None`` arguments take vigil's configured defaults
-    (:meth:`BreakerPolicy.from_config`); the options beyond the seed are off by default.
+    (:meth:`BreakerPolicy.from_config`); the options beyond the seed (``**settings``, declared
+    once in :class:`~vigil.error_handling.breaker.policy.BreakerSettings`) are off by default;
+    an unknown keyword raises ``TypeError`` naming it.
     """
 
     __slots__ = ("__weakref__", "_bind_lock", "_call_events", "_clock", "_core", "_counters",
@@ -88,30 +90,14 @@ class CircuitBreaker:
                  expected_exception: ExpectedException = Exception,
                  name: str | None = None, *,
                  fallback: Callable[..., Any] | None = None,
-                 half_open_max_calls: int | None = None,
-                 success_threshold: int | None = None,
-                 failure_rate_threshold: float | None = None,
-                 minimum_calls: int | None = None,
-                 sliding_window_size: int | None = None,
-                 sliding_window_type: SlidingWindowType | None = None,
-                 slow_call_duration: float | None = None,
-                 slow_call_rate_threshold: float | None = None,
-                 open_duration_multiplier: float | None = None,
-                 max_recovery_timeout: float | None = None,
                  failure_on_result: Callable[[Any], object] | None = None,
                  clock: Clock | None = None,
                  registry: CollectorRegistry | None = None,
                  alert_manager: Any = None,
-                 logger: Logger | None = None) -> None:
+                 logger: Logger | None = None,
+                 **settings: Unpack[BreakerSettings]) -> None:
         self.policy = BreakerPolicy.from_config(
-            failure_threshold=failure_threshold, recovery_timeout=recovery_timeout,
-            half_open_max_calls=half_open_max_calls, success_threshold=success_threshold,
-            failure_rate_threshold=failure_rate_threshold, minimum_calls=minimum_calls,
-            sliding_window_size=sliding_window_size, sliding_window_type=sliding_window_type,
-            slow_call_duration=slow_call_duration,
-            slow_call_rate_threshold=slow_call_rate_threshold,
-            open_duration_multiplier=open_duration_multiplier,
-            max_recovery_timeout=max_recovery_timeout)
+            failure_threshold=failure_threshold, recovery_timeout=recovery_timeout, **settings)
         self._logger: Logger = logger if logger is not None \
             else shared_logger("vigil.circuit_breaker")
         self._rule = FailureRule(expected_exception, failure_on_result, self._logger)

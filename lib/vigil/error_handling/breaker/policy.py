@@ -11,12 +11,13 @@ as ``None`` take ``error_handling.circuit_breaker.default_*`` from the active co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, TypedDict, Unpack
 
 from vigil import validate
 from vigil.config import ConfigError, get_config
 
 __all__ = [
+    "BreakerSettings",
     "BreakerPolicy",
     "MAX_TIME_WINDOW_SECONDS",
     "SlidingWindowType",
@@ -42,6 +43,27 @@ def is_int(value: object) -> bool:
 def check_positive(key: str, value: object) -> None:
     """A finite number of seconds > 0, else ConfigError naming ``key``."""
     validate.number(key, value, minimum=0, exclusive=True)
+
+
+class BreakerSettings(TypedDict, total=False):
+    """The breaker's settings beyond the seed's two, as keyword arguments of
+    :class:`~vigil.error_handling.breaker.CircuitBreaker` and :meth:`BreakerPolicy.from_config`
+    (declared once, here; each is the :class:`BreakerPolicy` field of the same name). Left out
+    or ``None``: the configured or the field's default."""
+
+    half_open_max_calls: int | None
+    success_threshold: int | None
+    failure_rate_threshold: float | None
+    minimum_calls: int | None
+    sliding_window_size: int | None
+    sliding_window_type: SlidingWindowType | None
+    slow_call_duration: float | None
+    slow_call_rate_threshold: float | None
+    open_duration_multiplier: float | None
+    max_recovery_timeout: float | None
+
+
+_SETTINGS: Final = frozenset(BreakerSettings.__annotations__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,37 +147,28 @@ class BreakerPolicy:
     @classmethod
     def from_config(cls, *, failure_threshold: int | None = None,
                     recovery_timeout: float | None = None,
-                    half_open_max_calls: int | None = None,
-                    success_threshold: int | None = None,
-                    failure_rate_threshold: float | None = None,
-                    minimum_calls: int | None = None,
-                    sliding_window_size: int | None = None,
-                    sliding_window_type: SlidingWindowType | None = None,
-                    slow_call_duration: float | None = None,
-                    slow_call_rate_threshold: float | None = None,
-                    open_duration_multiplier: float | None = None,
-                    max_recovery_timeout: float | None = None) -> BreakerPolicy:
+                    **settings: Unpack[BreakerSettings]) -> BreakerPolicy:
         """A policy whose ``None`` values come from ``error_handling.circuit_breaker`` (the
         three ``default_*`` keys) or else the field's default (``None`` means "off" for the
-        optional rules). ``failure_threshold`` takes no default in failure-rate mode."""
+        optional rules). ``failure_threshold`` takes no default in failure-rate mode.
+
+        ``settings`` are :class:`BreakerSettings`; any other keyword raises ``TypeError``
+        naming it (as a declared parameter list would).
+        """
+        unknown = sorted(set(settings) - _SETTINGS)
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r}; the breaker's "
+                            f"settings are failure_threshold, recovery_timeout, "
+                            f"{', '.join(sorted(_SETTINGS))}")
         defaults = get_config().error_handling.circuit_breaker
-        if failure_threshold is None and failure_rate_threshold is None:
+        if failure_threshold is None and settings.get("failure_rate_threshold") is None:
             failure_threshold = defaults.default_failure_threshold
         given: dict[str, Any] = {
+            **settings,
             "recovery_timeout": defaults.default_recovery_timeout if recovery_timeout is None
-            else recovery_timeout,
-            "half_open_max_calls": defaults.default_half_open_max_calls
-            if half_open_max_calls is None else half_open_max_calls,
-            "success_threshold": success_threshold,
-            "failure_rate_threshold": failure_rate_threshold,
-            "minimum_calls": minimum_calls,
-            "sliding_window_size": sliding_window_size,
-            "sliding_window_type": sliding_window_type,
-            "slow_call_duration": slow_call_duration,
-            "slow_call_rate_threshold": slow_call_rate_threshold,
-            "open_duration_multiplier": open_duration_multiplier,
-            "max_recovery_timeout": max_recovery_timeout,
-        }
+            else recovery_timeout}
+        if settings.get("half_open_max_calls") is None:
+            given["half_open_max_calls"] = defaults.default_half_open_max_calls
         # None is "not given": the dataclass's own default applies (one place declares it).
         # failure_threshold is passed as it is: None is its value in failure-rate mode.
         return cls(failure_threshold=failure_threshold,
