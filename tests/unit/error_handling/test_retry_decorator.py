@@ -22,7 +22,7 @@ from vigil.error_handling.retry import (
     wait_fixed,
     with_retry,
 )
-from vigil.error_handling.retry import decorator as decorator_module
+from vigil.error_handling.retry import fast_path as fast_path_module
 from vigil.monitoring.metrics import performance_monitor
 from vigil.testing import FakeClock
 
@@ -292,7 +292,7 @@ def test_a_first_try_success_does_no_clock_read_no_policy_call_no_event(
     def no_call_state(*args: object) -> None:
         raise AssertionError("the fast path built a RetryCall on success")
 
-    monkeypatch.setattr(decorator_module, "RetryCall", no_call_state)
+    monkeypatch.setattr(fast_path_module, "RetryCall", no_call_state)
     assert fn() == "ok"
     assert asyncio.run(rig.retry(operation="fast_async")(_flaky_async(Flaky([])))()) == "ok"
     assert (rig.clock.reads, asked, seen) == (0, [], [])
@@ -320,7 +320,7 @@ def test_expose_attempt_bypasses_the_fast_path() -> None:
     for options, fast in (({}, True), ({"max_time": 5}, True),
                           ({"retry_if_result": bool}, True), ({"expose_attempt": True}, False)):
         fn = rig.retry(**options)(Flaky([]))
-        assert decorator_module.fast_path_applies(fn.retrier) is fast  # type: ignore[attr-defined]
+        assert fast_path_module.fast_path_applies(fn.retrier) is fast  # type: ignore[attr-defined]
         assert fn.__code__.co_name == ("fast" if fast else "driven")
 
 
@@ -367,7 +367,7 @@ def test_the_fast_path_reports_exactly_what_the_driver_reports(name: str, is_asy
         fn = rig.retry(max_attempts=3, retry_on=OSError, retry_if_result=lambda r: r is None,
                        max_time=100, operation=operation, expose_attempt=expose)(
             _as_async(script) if is_async else script)
-        assert decorator_module.fast_path_applies(fn.retrier) is not expose  # type: ignore[attr-defined]
+        assert fast_path_module.fast_path_applies(fn.retrier) is not expose  # type: ignore[attr-defined]
         reports.append(_report(rig, operation, fn, is_async, rig.events(fn)))
         reports[-1]["outcome"] = str(reports[-1]["outcome"]).replace(f"{name}:{expose}", "op")
     assert reports[0] == reports[1]

@@ -22,10 +22,13 @@
   them.
 * :mod:`.attempts`: one call's state and attempts (tenacity's ``RetryCallState`` and
   ``AttemptManager``) and the one retry loop per protocol; :func:`current_attempt`.
-* :mod:`.report`: the events, the metrics and log subscribers, the give-up annotation.
-* :mod:`.retrier`: :class:`Retrier` (a policy bound to an operation, its metrics and events)
+* :mod:`.events`: the events, the announcement (:class:`NamedRetry`), the give-up annotation;
+  the metrics and log subscribers are :mod:`vigil.reporting.retries`, attached through
+  ``Retrier.named``.
+* :mod:`.retrier`: :class:`Retrier` (a policy bound to an operation, a clock and its events)
   and :func:`retrying`.
-* :mod:`.decorator`: :func:`with_retry` and the first-try fast path (the one place it lives).
+* :mod:`.fast_path`: the first-try fast path (the one place this trick lives);
+  :mod:`.decorator`: :func:`with_retry` on top of it.
 
 **What is retried.** An exception that is an instance of ``retry_on`` (a class or a tuple of
 classes) and, when ``retry_if`` is given, for which ``retry_if(exc)`` is true; with
@@ -97,7 +100,7 @@ prometheus_client's default registry, and a shared ``StructuredLogger("vigil.ret
 ``vigil_event_subscriber_failures_total``) at ``fn.events`` (also
 :func:`retry_events(fn) <retry_events>`, which finds it through other decorators):
 :class:`RetryScheduled` before each wait, :class:`RetrySucceeded` when a call succeeds after
-retrying, :class:`RetryGaveUp` when a call ends failed. Built-in subscribers count
+retrying, :class:`RetryGaveUp` when a call ends failed. vigil's subscribers count
 ``vigil_retry_attempts_total`` and write one WARNING line per retry (``operation``, ``attempt``,
 ``max_attempts``, ``delay``, ``exception``, ``error``; a result-retry has ``exception:
 "result"`` and no ``error``, results are never logged) plus one when giving up after retries.
@@ -113,7 +116,7 @@ setting it costs about a quarter of a first-try success.
 
 **Cost.** A call that succeeds first time does one ``try`` and one bound counter increment
 (plus the ``retry_if_result`` predicate, and one clock read with ``max_time``): no call state,
-no policy call, no event object (:mod:`.decorator`, the one place this trick lives).
+no policy call, no event object (:mod:`.fast_path`, the one place this trick lives).
 ``expose_attempt``, ``Retrier.call`` and ``retrying()`` go through the driver from the first
 attempt (about 1.3 µs more per call; ``bench/retry_options.py``).
 """
