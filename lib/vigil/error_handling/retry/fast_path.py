@@ -5,9 +5,9 @@ call state, no policy call, no event, and no clock read unless ``max_time`` need
 (plus the ``retry_if_result`` predicate when there is one, the same test as
 ``RetryPolicy.rejects``). Any other outcome builds the call state (:class:`RetryCall`) and
 hands over to the driver with the wait already decided. That saves the driver's per-call
-objects: about 1.3 µs, four times the rest; without it ``@with_retry`` costs about what
-backoff's decorator does (1.0x) where the bench's target is 0.5x (bench/RESULTS.md: 0.20x
-sync, 0.24x async with it).
+objects: ``bench/retry_options.py`` measures the driver from the first attempt
+(``expose_attempt``) at about 5x the fast path, 1 to 1.7x backoff's decorator, where the
+bench's target is 0.5x (bench/RESULTS.md: 0.20x sync, 0.24x async with the fast path).
 
 The sync and async wrappers are twins that differ only in ``await``: Python has no way to
 write the two once without an object or a generator per call, which is what the trick saves.
