@@ -147,3 +147,21 @@ def test_from_config_passes_the_new_arguments_through() -> None:
     pred, wait = (lambda r: False), wait_fixed(1)
     policy = RetryPolicy.from_config(retry_if_result=pred, max_time=3, wait=wait)
     assert (policy.retry_if_result, policy.max_time, policy.wait) == (pred, 3.0, wait)
+
+
+def test_retry_settings_are_the_policy_fields_beyond_the_two_positional_ones() -> None:
+    """RetrySettings declares every RetryPolicy field except max_attempts and retry_on."""
+    from vigil.error_handling.retry.policy import RetrySettings
+
+    fields = {f.name for f in dataclasses.fields(RetryPolicy) if f.init}
+    assert set(RetrySettings.__annotations__) == fields - {"max_attempts", "retry_on"}
+
+
+def test_an_unknown_retry_keyword_is_refused_by_name() -> None:
+    """A misspelt setting raises TypeError naming it (with_retry, retrying, from_config)."""
+    from vigil.error_handling.retry import retrying, with_retry
+
+    with pytest.raises(TypeError, match="'max_delays'"):
+        with_retry(3, max_delays=1.0)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="'jiter'"):
+        retrying(3, operation="op", jiter=False)  # type: ignore[call-arg]

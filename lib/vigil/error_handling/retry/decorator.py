@@ -8,9 +8,8 @@ then the one driver per protocol (:func:`~vigil.error_handling.retry.attempts.ru
 from __future__ import annotations
 
 import inspect
-import random
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar, cast, overload
+from typing import Any, ParamSpec, TypeVar, Unpack, cast, overload
 
 from prometheus_client import CollectorRegistry
 
@@ -18,9 +17,8 @@ from vigil.clock import Clock
 from vigil.error_handling.events import EventPublisher
 from vigil.error_handling.retry.events import RetryEvent
 from vigil.error_handling.retry.fast_path import async_wrapper, sync_wrapper
-from vigil.error_handling.retry.policy import ExceptionTypes, RetryPolicy
+from vigil.error_handling.retry.policy import ExceptionTypes, RetryPolicy, RetrySettings
 from vigil.error_handling.retry.retrier import Retrier, Retrying
-from vigil.error_handling.retry.wait import WaitFn
 from vigil.monitoring.logger_protocol import Logger
 
 __all__ = ["retry_events", "with_retry"]
@@ -35,27 +33,16 @@ def with_retry(max_attempts: Callable[P, R], /) -> Callable[P, R]: ...
 
 @overload
 def with_retry(max_attempts: int | None = None, retry_on: ExceptionTypes = (Exception,), *,
-               initial_delay: float | None = None, max_delay: float | None = None,
-               multiplier: float | None = None, jitter: bool | None = None,
-               retry_if: Callable[[Exception], bool] | None = None,
-               retry_if_result: Callable[[Any], bool] | None = None,
-               max_time: float | None = None, wait: WaitFn | None = None,
                operation: str | None = None, clock: Clock | None = None,
-               registry: CollectorRegistry | None = None,
-               logger: Logger | None = None, rng: random.Random | None = None,
-               expose_attempt: bool = False) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+               registry: CollectorRegistry | None = None, logger: Logger | None = None,
+               expose_attempt: bool = False, **settings: Unpack[RetrySettings]
+               ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
 def with_retry(max_attempts: Any = None, retry_on: ExceptionTypes = (Exception,), *,
-               initial_delay: float | None = None, max_delay: float | None = None,
-               multiplier: float | None = None, jitter: bool | None = None,
-               retry_if: Callable[[Exception], bool] | None = None,
-               retry_if_result: Callable[[Any], bool] | None = None,
-               max_time: float | None = None, wait: WaitFn | None = None,
                operation: str | None = None, clock: Clock | None = None,
-               registry: CollectorRegistry | None = None,
-               logger: Logger | None = None, rng: random.Random | None = None,
-               expose_attempt: bool = False) -> Any:
+               registry: CollectorRegistry | None = None, logger: Logger | None = None,
+               expose_attempt: bool = False, **settings: Unpack[RetrySettings]) -> Any:
     """Retry the decorated function (sync or ``async def``) as the policy says.
 
     ``@with_retry`` (no parentheses) is ``@with_retry()``: every setting from
@@ -64,7 +51,9 @@ def with_retry(max_attempts: Any = None, retry_on: ExceptionTypes = (Exception,)
     ``retry_if_result(result)``: retry while true (the last result is returned when attempts
     or time run out); ``max_time``: seconds after which no attempt starts; ``wait``: a
     strategy ``fn(n) -> seconds`` replacing ``initial_delay``/``max_delay``/``multiplier``/
-    ``jitter``/``rng``; ``expose_attempt``: make ``current_attempt()`` answer inside.
+    ``jitter``/``rng``; ``expose_attempt``: make ``current_attempt()`` answer inside. The
+    settings after ``retry_on`` are declared once, in
+    :class:`~vigil.error_handling.retry.policy.RetrySettings`.
     ``operation`` (the metric label) defaults to the function's ``__qualname__``. ``None``
     settings come from ``error_handling.retry`` at decoration time. The result keeps the
     function's metadata (``functools.wraps``) and has ``.events`` (its
@@ -72,10 +61,7 @@ def with_retry(max_attempts: Any = None, retry_on: ExceptionTypes = (Exception,)
     surface after the call returns, where no retry can reach them.
     """
     bare = callable(max_attempts)
-    policy = RetryPolicy.from_config(
-        None if bare else max_attempts, retry_on, initial_delay=initial_delay,
-        max_delay=max_delay, multiplier=multiplier, jitter=jitter, retry_if=retry_if, rng=rng,
-        retry_if_result=retry_if_result, max_time=max_time, wait=wait)
+    policy = RetryPolicy.from_config(None if bare else max_attempts, retry_on, **settings)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):

@@ -34,7 +34,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, TypedDict, Unpack, cast
 
 from vigil import validate
 from vigil.config import ConfigError, get_config
@@ -48,6 +48,7 @@ __all__ = [
     "RetryDecision",
     "RetryOutcome",
     "RetryPolicy",
+    "RetrySettings",
 ]
 
 RetryOutcome = Literal["success_first_try", "success_after_retry", "failure_after_retry",
@@ -57,6 +58,27 @@ OUTCOMES: tuple[RetryOutcome, ...] = ("success_first_try", "success_after_retry"
 GiveUpReason = Literal["attempts_exhausted", "not_retryable", "circuit_open",
                        "rejected_by_retry_if", "not_an_exception", "max_time"]
 ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
+
+
+class RetrySettings(TypedDict, total=False):
+    """A retry's settings beyond ``max_attempts`` and ``retry_on``, as keyword arguments of
+    ``with_retry``, ``retrying`` and :meth:`RetryPolicy.from_config` (declared once, here;
+    each is the :class:`RetryPolicy` field of the same name). Left out or ``None``: the
+    configured ``error_handling.retry.default_*`` or the field's default."""
+
+    initial_delay: float | None
+    max_delay: float | None
+    multiplier: float | None
+    jitter: bool | None
+    retry_if: Callable[[Exception], bool] | None
+    rng: random.Random | None
+    retry_if_result: Callable[[Any], bool] | None
+    max_time: float | None
+    wait: WaitFn | None
+
+
+_SETTINGS: Final = frozenset(RetrySettings.__annotations__)
+_BACKOFF: Final = ("initial_delay", "max_delay", "multiplier", "jitter", "rng")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,40 +147,38 @@ class RetryPolicy:
 
     @classmethod
     def from_config(cls, max_attempts: int | None = None,
-                    retry_on: ExceptionTypes = (Exception,), *,
-                    initial_delay: float | None = None, max_delay: float | None = None,
-                    multiplier: float | None = None, jitter: bool | None = None,
-                    retry_if: Callable[[Exception], bool] | None = None,
-                    rng: random.Random | None = None,
-                    retry_if_result: Callable[[Any], bool] | None = None,
-                    max_time: float | None = None, wait: WaitFn | None = None) -> RetryPolicy:
+                    retry_on: ExceptionTypes = (Exception,),
+                    **settings: Unpack[RetrySettings]) -> RetryPolicy:
         """A policy whose ``None`` values come from the active ``error_handling.retry``.
 
-        ``wait`` replaces the backoff arguments: giving it with any of ``initial_delay``,
+        ``settings`` are :class:`RetrySettings`; any other keyword raises ``TypeError`` naming
+        it. ``wait`` replaces the backoff arguments: giving it with any of ``initial_delay``,
         ``max_delay``, ``multiplier``, ``jitter`` or ``rng`` is a ConfigError (one of them
         would be ignored; a ``wait_random``/``with_jitter`` takes its own ``rng``).
         """
+        unknown = sorted(set(settings) - _SETTINGS)
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r}; a retry's settings "
+                            f"are max_attempts, retry_on, {', '.join(sorted(_SETTINGS))}")
         if callable(max_attempts):
             raise ConfigError("max_attempts", max_attempts, "expected an integer >= 1",
                               hint="@with_retry without parentheses takes no other argument")
+        given: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
+        wait = given.get("wait")
         if wait is not None:
-            given = {"initial_delay": initial_delay, "max_delay": max_delay,
-                     "multiplier": multiplier, "jitter": jitter, "rng": rng}
-            clash = [name for name, value in given.items() if value is not None]
+            clash = [name for name in _BACKOFF if name in given]
             if clash:
                 raise ConfigError("wait", wait, f"expected either wait or {', '.join(clash)}, "
                                                 "not both")
         defaults = get_config().error_handling.retry
+        configured = {"initial_delay": defaults.default_initial_delay,
+                      "max_delay": defaults.default_max_delay,
+                      "multiplier": defaults.default_multiplier,
+                      "jitter": defaults.default_jitter}
         return cls(
             max_attempts=defaults.default_max_attempts if max_attempts is None else max_attempts,
-            initial_delay=defaults.default_initial_delay if initial_delay is None
-            else initial_delay,
-            max_delay=defaults.default_max_delay if max_delay is None else max_delay,
-            multiplier=defaults.default_multiplier if multiplier is None else multiplier,
             retry_on=cast(tuple[type[BaseException], ...], retry_on),
-            jitter=defaults.default_jitter if jitter is None else jitter,
-            retry_if=retry_if, rng=rng, retry_if_result=retry_if_result, max_time=max_time,
-            wait=wait)
+            **{**configured, **given})
 
     def decide(self, attempt: int, error: BaseException, *, elapsed: float = 0.0
                ) -> RetryDecision:

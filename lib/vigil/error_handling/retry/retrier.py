@@ -17,9 +17,8 @@ outcome counter's series then; build them once per operation (at import time, in
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, ParamSpec, TypeVar
+from typing import ClassVar, ParamSpec, TypeVar, Unpack
 
 from prometheus_client import CollectorRegistry
 
@@ -33,8 +32,13 @@ from vigil.error_handling.retry.attempts import (
     run_sync,
 )
 from vigil.error_handling.retry.events import NamedRetry, RetryEvent
-from vigil.error_handling.retry.policy import OUTCOMES, ExceptionTypes, RetryOutcome, RetryPolicy
-from vigil.error_handling.retry.wait import WaitFn
+from vigil.error_handling.retry.policy import (
+    OUTCOMES,
+    ExceptionTypes,
+    RetryOutcome,
+    RetryPolicy,
+    RetrySettings,
+)
 from vigil.events import EventPublisher, Hook, ReportTo
 from vigil.monitoring import instruments
 from vigil.monitoring.logger_protocol import Logger
@@ -145,14 +149,9 @@ class Retrying:
 
 
 def retrying(max_attempts: int | None = None, retry_on: ExceptionTypes = (Exception,), *,
-             operation: str, initial_delay: float | None = None,
-             max_delay: float | None = None, multiplier: float | None = None,
-             jitter: bool | None = None, retry_if: Callable[[Exception], bool] | None = None,
-             retry_if_result: Callable[[Any], bool] | None = None,
-             max_time: float | None = None, wait: WaitFn | None = None,
-             clock: Clock | None = None, registry: CollectorRegistry | None = None,
-             logger: Logger | None = None, rng: random.Random | None = None,
-             expose_attempt: bool = False) -> Retrying:
+             operation: str, clock: Clock | None = None,
+             registry: CollectorRegistry | None = None, logger: Logger | None = None,
+             expose_attempt: bool = False, **settings: Unpack[RetrySettings]) -> Retrying:
     """Retry a block of code: ``for attempt in retrying(...): with attempt: ...``.
 
     The same arguments as ``with_retry`` and the same metrics, events and log lines; works
@@ -161,9 +160,6 @@ def retrying(max_attempts: int | None = None, retry_on: ExceptionTypes = (Except
     unrelated loops in one series. Read ``attempt.number`` (1-based) and ``attempt.elapsed``
     inside; with ``retry_if_result`` report the block's value with ``attempt.set_result(v)``.
     """
-    policy = RetryPolicy.from_config(
-        max_attempts, retry_on, initial_delay=initial_delay, max_delay=max_delay,
-        multiplier=multiplier, jitter=jitter, retry_if=retry_if, rng=rng,
-        retry_if_result=retry_if_result, max_time=max_time, wait=wait)
+    policy = RetryPolicy.from_config(max_attempts, retry_on, **settings)
     return Retrying(Retrier(policy, operation=operation, clock=clock, registry=registry,
                             logger=logger, expose_attempt=expose_attempt))
