@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry
 
 from vigil.monitoring import instruments
-from vigil.monitoring.context import SpanContext, current_span, extract_traceparent
+from vigil.monitoring.context import SpanContext, current_span
+from vigil.monitoring.propagation import extract_traceparent
 
 __all__ = [
     "DURATION",

@@ -51,7 +51,8 @@ from prometheus_client import CollectorRegistry
 
 from vigil._http import ROUTE_KEY, UNMATCHED_ROUTE, HttpMetrics, method_label, server_parent
 from vigil.clock import SYSTEM_CLOCK, Clock
-from vigil.monitoring.context import SpanContext, current_span, format_traceparent, use_span
+from vigil.monitoring.context import SpanContext, current_span, use_span
+from vigil.monitoring.propagation import format_traceparent
 from vigil.monitoring.tracing import ExecutionTracer, trace_context
 
 __all__ = [

@@ -61,13 +61,8 @@ from prometheus_client import CollectorRegistry
 
 from vigil._http import ROUTE_KEY, UNMATCHED_ROUTE, HttpMetrics, method_label, server_parent
 from vigil.clock import SYSTEM_CLOCK, Clock
-from vigil.monitoring.context import (
-    SpanContext,
-    attach,
-    current_span,
-    detach,
-    format_traceparent,
-)
+from vigil.monitoring.context import SpanContext, attach, current_span, detach
+from vigil.monitoring.propagation import format_traceparent
 from vigil.monitoring.tracing import ExecutionTracer, TraceScope, trace_context
 
 __all__ = ["VigilWSGIMiddleware", "route_from_environ"]

@@ -11,16 +11,7 @@ from typing import TYPE_CHECKING
 
 from vigil._lazy import forwarding
 from vigil.monitoring.alerts import Alert, AlertHandler, AlertManager, AlertSeverity
-from vigil.monitoring.context import (
-    SpanContext,
-    bind_context,
-    continue_trace,
-    current_span,
-    extract_traceparent,
-    format_traceparent,
-    inject_traceparent,
-    parse_traceparent,
-)
+from vigil.monitoring.context import SpanContext, bind_context, current_span
 from vigil.monitoring.logs import (
     JsonLineFormatter,
     StructuredLogger,
@@ -29,6 +20,13 @@ from vigil.monitoring.logs import (
     logging_config,
 )
 from vigil.monitoring.metrics import PerformanceMonitor, monitor_performance
+from vigil.monitoring.propagation import (
+    continue_trace,
+    extract_traceparent,
+    format_traceparent,
+    inject_traceparent,
+    parse_traceparent,
+)
 from vigil.monitoring.resources import ResourceMonitor, ResourceUsage, capture_resource_usage
 from vigil.monitoring.tracing import ExecutionTracer, trace_context, trace_execution
 
