@@ -1,23 +1,24 @@
-"""vigil.monitoring.metrics: the seed's PerformanceMonitor and @monitor_performance."""
+"""vigil.monitoring.metrics: the seed's PerformanceMonitor (the decorator's tests are in
+test_metrics_decorator.py)."""
 
 from __future__ import annotations
 
-import asyncio
+import decimal
+import math
 import threading
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 import vigil
-from vigil.monitoring import context
 from vigil.monitoring.metrics import (
     PerformanceMonitor,
     monitor_performance,
     performance_monitor,
     prometheus_name,
 )
+from vigil.monitoring.metrics.naming import exposed_name, label_name
+from vigil.monitoring.metrics.stats import summarize
 from vigil.testing import FakeClock
 
 
@@ -209,123 +210,6 @@ def test_label_cardinality_is_capped() -> None:
     assert reg.get_sample_value("vigil_dropped_series_total", {"metric": "logins_total"}) == 7
 
 
-def test_decorator_records_seed_names_and_prometheus_metrics() -> None:
-    """@monitor_performance records name.duration_ms/calls/errors and vigil_function_*."""
-    monitor = _monitor()
-
-    @monitor_performance("my_function", monitor=monitor)
-    def my_function(fail: bool) -> str:
-        if fail:
-            raise KeyError("x")
-        return "ok"
-
-    assert my_function(False) == "ok"
-    with pytest.raises(KeyError):
-        my_function(True)
-    assert monitor.get_metric_stats("my_function.calls")["count"] == 2
-    assert monitor.get_metric_stats("my_function.errors")["count"] == 1
-    assert monitor.get_metric_stats("my_function.duration_ms")["count"] == 2
-    reg = monitor.registry
-    labels = {"function": "my_function"}
-    assert reg.get_sample_value("vigil_function_calls_total", labels) == 2
-    assert reg.get_sample_value("vigil_function_duration_seconds_count", labels) == 2
-    assert reg.get_sample_value("vigil_function_errors_total",
-                                {"function": "my_function", "exception": "KeyError"}) == 1
-    assert reg.get_sample_value("vigil_function_in_progress", labels) == 0
-    # the seed names stay local: no Prometheus series named after them
-    assert reg.get_sample_value("my_function_calls_total") is None
-
-
-def test_decorator_on_async_function_counts_in_progress() -> None:
-    """An async function is timed across its awaits and shows as in progress meanwhile."""
-    monitor = _monitor()
-    seen: list[float | None] = []
-
-    @monitor_performance("my_function", monitor=monitor)
-    async def my_function() -> int:
-        seen.append(monitor.registry.get_sample_value("vigil_function_in_progress",
-                                                      {"function": "my_function"}))
-        await asyncio.sleep(0)
-        return 3
-
-    assert asyncio.run(my_function()) == 3
-    assert seen == [1.0]
-    assert monitor.registry.get_sample_value("vigil_function_calls_total",
-                                             {"function": "my_function"}) == 1
-
-
-def test_decorator_keeps_function_metadata() -> None:
-    """The wrapper keeps the wrapped function's name and docstring."""
-
-    @monitor_performance("documented", monitor=_monitor())
-    def documented() -> None:
-        """Docstring."""
-
-    assert documented.__name__ == "documented"
-    assert documented.__doc__ == "Docstring."
-
-
-def test_decorator_on_generators_covers_the_iteration() -> None:
-    """Generators and async generators are one call each, ending when exhausted."""
-    monitor = _monitor()
-
-    @monitor_performance("gen", monitor=monitor)
-    def gen() -> Iterator[int]:
-        yield 1
-        yield 2
-
-    @monitor_performance("agen", monitor=monitor)
-    async def agen() -> AsyncIterator[int]:
-        yield 1
-        yield 2
-
-    async def drain() -> list[int]:
-        return [x async for x in agen()]
-
-    assert list(gen()) == [1, 2]
-    assert asyncio.run(drain()) == [1, 2]
-    reg = monitor.registry
-    assert reg.get_sample_value("vigil_function_calls_total", {"function": "gen"}) == 1
-    assert reg.get_sample_value("vigil_function_calls_total", {"function": "agen"}) == 1
-
-
-def test_cancellation_is_a_call_not_an_error() -> None:
-    """A cancelled coroutine counts as a call but not as an error."""
-    monitor = _monitor()
-
-    @monitor_performance("waits", monitor=monitor)
-    async def waits() -> None:
-        await asyncio.Event().wait()
-
-    async def run() -> None:
-        task = asyncio.create_task(waits())
-        await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(run())
-    reg = monitor.registry
-    assert reg.get_sample_value("vigil_function_calls_total", {"function": "waits"}) == 1
-    assert reg.get_sample_value("vigil_function_errors_total",
-                                {"function": "waits", "exception": "CancelledError"}) is None
-
-
-def test_duration_carries_trace_id_exemplar() -> None:
-    """Inside a trace, the duration observation has the trace id as an OpenMetrics exemplar."""
-    monitor = _monitor()
-
-    @monitor_performance("traced", monitor=monitor)
-    def traced() -> None:
-        pass
-
-    span = context.SpanContext(context.new_trace_id(), context.new_span_id())
-    with context.use_span(span):
-        traced()
-    text = generate_openmetrics(monitor.registry).decode()
-    assert f'# {{trace_id="{span.trace_id}"}}' in text
-
-
 def test_shared_monitor_holds_process_metrics() -> None:
     """The module-level monitor's registry (the one the exporter serves) has process_*."""
     text = generate_latest(performance_monitor.registry).decode()
@@ -338,117 +222,12 @@ def test_monitor_without_process_metrics_has_none() -> None:
     assert generate_latest(_monitor().registry) == b""
 
 
-def test_decorator_metrics_pass_promtool() -> None:
-    """The decorator's families (histogram, exemplar-free text format) are valid exposition."""
-    import shutil
-    import subprocess
-
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool is not installed")
-    monitor = _monitor()
-
-    @monitor_performance("checked", monitor=monitor)
-    def checked(fail: bool) -> None:
-        if fail:
-            raise KeyError("x")
-
-    checked(False)
-    with pytest.raises(KeyError):
-        checked(True)
-    result = subprocess.run(["promtool", "check", "metrics"],
-                            input=generate_latest(monitor.registry), capture_output=True,
-                            check=False)
-    assert (result.stdout + result.stderr).decode() == ""
-
-
-def test_exception_classes_are_capped() -> None:
-    """Past max_series_per_metric exception classes, new ones are counted as 'other'."""
-    vigil.configure({"monitoring": {"metrics": {"max_series_per_metric": 2}}})
-    monitor = _monitor()
-
-    @monitor_performance("raises", monitor=monitor)
-    def raises(kind: type[Exception]) -> None:
-        raise kind()
-
-    for kind in (KeyError, ValueError, OSError, TypeError):
-        with pytest.raises(kind):
-            raises(kind)
-    reg = monitor.registry
-    assert reg.get_sample_value("vigil_function_errors_total",
-                                {"function": "raises", "exception": "ValueError"}) == 1
-    assert reg.get_sample_value("vigil_function_errors_total",
-                                {"function": "raises", "exception": "other"}) == 2
-
-
-def test_multiprocess_mode_uses_prometheus_client_values(tmp_path: object) -> None:
-    """Under PROMETHEUS_MULTIPROC_DIR the decorator's counts reach MultiProcessCollector."""
-    import os
-    import subprocess
-    import sys
-    import textwrap
-
-    script = textwrap.dedent("""
-        from prometheus_client import CollectorRegistry
-        from prometheus_client.multiprocess import MultiProcessCollector
-        from vigil.monitoring.metrics import PerformanceMonitor, monitor_performance
-
-        @monitor_performance("worker_job", monitor=PerformanceMonitor())
-        def job() -> None:
-            pass
-
-        for _ in range(3):
-            job()
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-        print(registry.get_sample_value("vigil_function_calls_total",
-                                        {"function": "worker_job"}))
-    """)
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=env, check=False, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "3.0"
-
-
 def test_bad_retention_argument_is_a_config_error() -> None:
     """retention_count must be an integer >= 1; a string is a ConfigError, not a TypeError."""
     with pytest.raises(vigil.ConfigError, match="retention_count: got 0"):
         PerformanceMonitor(registry=CollectorRegistry(), retention_count=0)
     with pytest.raises(vigil.ConfigError, match="retention_count: got 'x'; expected an integer"):
         PerformanceMonitor(registry=CollectorRegistry(), retention_count="x")  # type: ignore[arg-type]
-
-
-def test_function_series_carry_created_like_prometheus_clients_own(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """vigil_function_calls/errors/duration have _created samples (the decoration time), as
-    prometheus_client's counters and histograms do, and none when it is told not to write them."""
-    import time
-
-    from prometheus_client import Counter
-    from prometheus_client import metrics as prometheus_metrics
-
-    registry = CollectorRegistry()
-    monitor = PerformanceMonitor(registry=registry)
-    before = time.time()
-
-    @monitor_performance("created_probe", monitor=monitor)
-    def probe() -> None:
-        raise KeyError("x")
-
-    with pytest.raises(KeyError):
-        probe()
-    peer = Counter("peer_calls", "A prometheus_client counter.", registry=registry)
-    peer.inc()
-    labels = {"function": "created_probe"}
-    for name in ("vigil_function_calls_created", "vigil_function_duration_seconds_created"):
-        value = registry.get_sample_value(name, labels)
-        assert value is not None, name
-        assert before <= value <= time.time(), name
-    assert registry.get_sample_value("vigil_function_errors_created",
-                                     {**labels, "exception": "KeyError"}) is not None
-    assert registry.get_sample_value("peer_calls_created") is not None
-    monkeypatch.setattr(prometheus_metrics, "_use_created", False)
-    assert registry.get_sample_value("vigil_function_calls_created", labels) is None
 
 
 def test_a_description_is_the_help_text_and_ms_counters_and_gauges_are_seconds() -> None:
@@ -469,3 +248,83 @@ def test_a_description_is_the_help_text_and_ms_counters_and_gauges_are_seconds()
     assert "milliseconds" in helps["lag_seconds"]
     with pytest.raises(ValueError, match="rename one"):
         monitor.record_gauge("lag_seconds", 1)
+
+
+def test_exposed_names_follow_kind_and_unit() -> None:
+    """Counters end in _total once, milliseconds become seconds (factor 0.001) before _total,
+    other names keep factor 1; reserved and digit-leading label names are made valid."""
+    assert exposed_name("jobs", "counter") == ("jobs_total", 1.0)
+    assert exposed_name("jobs_total", "counter") == ("jobs_total", 1.0)
+    assert exposed_name("busy_ms_total", "counter") == ("busy_seconds_total", 0.001)
+    assert exposed_name("x.Duration_MS", "histogram") == ("x_Duration_seconds", 0.001)
+    assert exposed_name("items", "gauge") == ("items", 1.0)
+    assert exposed_name("msgs", "gauge") == ("msgs", 1.0)  # "ms" only as a suffix
+    assert (label_name("__name__"), label_name("1x"), label_name("")) == ("tag__name__", "_1x",
+                                                                          "_")
+
+
+def test_tags_colliding_as_label_names_are_refused() -> None:
+    """'a.b' and 'a-b' would be one label: the first record says so, and nothing is kept."""
+    monitor = _monitor()
+    with pytest.raises(ValueError, match="collide as label names"):
+        monitor.increment_counter("jobs", tags={"a.b": 1, "a-b": 2})
+    assert monitor.metric_names() == []
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -1, decimal.Decimal("NaN"), None])
+def test_counter_increments_must_be_finite_and_non_negative(value: object) -> None:
+    """NaN, infinity, negatives, a Decimal NaN (whose comparison raises) and None are refused
+    with the counter's name and the value shown, and leave no record."""
+    monitor = _monitor()
+    with pytest.raises(ValueError, match=r"counter 'jobs': increment must be a finite number"):
+        monitor.increment_counter("jobs", value)  # type: ignore[arg-type]
+    assert monitor.get_metric_stats("jobs")["count"] == 0
+
+
+def test_a_value_whose_repr_raises_still_makes_a_message() -> None:
+    """The error still has a message when the value's repr (and so its str) raises."""
+
+    class Odd(float):
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    with pytest.raises(ValueError, match=r"got <unprintable Odd>$"):
+        _monitor().record_histogram("lat", Odd(-1.0))
+
+
+def test_unhashable_and_unprintable_names_are_found_as_their_text() -> None:
+    """A name that is not a str is recorded under its text and found again by either form."""
+    monitor = _monitor()
+    name = ["un", "hashable"]
+    monitor.record_gauge(name, 3)  # type: ignore[arg-type]
+    assert monitor.get_metric_stats(name)["max"] == 3  # type: ignore[arg-type]
+    assert monitor.get_metric_stats("['un', 'hashable']")["count"] == 1
+
+
+def test_summary_of_one_value_is_that_value() -> None:
+    """A single record is every percentile (statistics.quantiles needs two)."""
+    stats = summarize([(0.0, 7.5, None)])
+    assert stats == {"count": 1, "sum": 7.5, "min": 7.5, "max": 7.5, "avg": 7.5,
+                     "p50": 7.5, "p95": 7.5, "p99": 7.5}
+
+
+def test_reconfigure_resizes_decorated_histories_too() -> None:
+    """A new retention_count keeps the newest calls of a decorated function as well; a
+    monitor given retention_count= ignores configure."""
+    monitor, fixed = _monitor(), _monitor(retention_count=5)
+
+    @monitor_performance("resized", monitor=monitor)
+    @monitor_performance("fixed", monitor=fixed)
+    def work() -> None:
+        pass
+
+    for _ in range(5):
+        work()
+    config = vigil.config.load_config({"monitoring": {"metrics": {"retention_count": 2}}})
+    for each in (monitor, fixed):
+        each.reconfigure(config)
+    work()
+    assert monitor.get_metric_stats("resized.calls")["count"] == 2
+    assert fixed.get_metric_stats("fixed.calls")["count"] == 5
+    assert monitor.registry.get_sample_value("vigil_function_calls_total",
+                                             {"function": "resized"}) == 6
