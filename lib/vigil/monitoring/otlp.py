@@ -62,7 +62,7 @@ from vigil.monitoring.logs import redact
 from vigil.text import safe_text
 
 if TYPE_CHECKING:
-    from vigil.monitoring.tracing import _Entry
+    from vigil.monitoring.tracing.entry import Entry
 
 __all__ = ["SpanExport", "export_wanted"]
 
@@ -151,7 +151,7 @@ class SpanExport:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._done = threading.Condition(threading.Lock())
-        self._queue: deque[_Entry] = deque()
+        self._queue: deque[Entry] = deque()
         # The queue is first in, first out: entries queued ever, and of those the ones the
         # thread is done with (sent or failed), is all force_flush needs to know.
         self._queued = 0
@@ -163,7 +163,7 @@ class SpanExport:
 
     # --- the traced code's side ---------------------------------------------------------------
 
-    def offer(self, entry: _Entry) -> None:
+    def offer(self, entry: Entry) -> None:
         """Queue an ended, sampled entry for export; drop and count it when the queue is full."""
         with self._lock:
             queue = self._queue
@@ -412,11 +412,11 @@ class _Converter:
         self._max_attributes = limits.max_span_attributes
         self._max_length = limits.max_span_attribute_length
 
-    def spans(self, entries: Sequence[_Entry], resource: Any) -> list[Any]:
+    def spans(self, entries: Sequence[Entry], resource: Any) -> list[Any]:
         keys = get_config().monitoring.logging.redact_keys
         return [self.span(entry, resource, keys) for entry in entries]
 
-    def span(self, entry: _Entry, resource: Any, redact_keys: Sequence[str]) -> Any:
+    def span(self, entry: Entry, resource: Any, redact_keys: Sequence[str]) -> Any:
         """The SDK's ``ReadableSpan`` for one ended entry."""
         context, parent_context = self._contexts(entry)
         start = int(entry.start_wall * 1e9)
@@ -435,7 +435,7 @@ class _Converter:
             events=events, kind=kind, status=status, start_time=start, end_time=end,
             instrumentation_scope=self._scope)
 
-    def _contexts(self, entry: _Entry) -> tuple[Any, Any]:
+    def _contexts(self, entry: Entry) -> tuple[Any, Any]:
         """The span's own SpanContext and its parent's (``None`` for a root)."""
         span = entry.span
         state = (self._state.from_header([span.tracestate]) if span.tracestate
@@ -448,7 +448,7 @@ class _Converter:
             self._flags if parent.sampled else type(self._flags)(0), state)
         return context, parent_context
 
-    def _attributes(self, entry: _Entry, redact_keys: Sequence[str], component: str,
+    def _attributes(self, entry: Entry, redact_keys: Sequence[str], component: str,
                     operation: str, status_text: str) -> Any:
         """The redacted metadata as attributes, plus vigil's own, within the SDK's limits."""
         values: dict[str, Any] = {}
