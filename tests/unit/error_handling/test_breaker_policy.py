@@ -153,11 +153,11 @@ def test_the_policy_is_frozen() -> None:
         policy.failure_threshold = 0  # type: ignore[misc]
 
 
-def test_breaker_settings_are_the_policy_fields_beyond_the_seeds_two() -> None:
-    """BreakerSettings declares every BreakerPolicy field except the two positional ones."""
-    from vigil.error_handling.breaker import BreakerSettings
+def test_breaker_options_are_the_policy_fields_beyond_the_seeds_two() -> None:
+    """BreakerOptions declares every BreakerPolicy field except the two positional ones."""
+    from vigil.error_handling.breaker import BreakerOptions
 
-    assert set(BreakerSettings.__annotations__) == \
+    assert set(BreakerOptions.__annotations__) == \
         {f.name for f in dataclasses.fields(BreakerPolicy)} - {"failure_threshold",
                                                                "recovery_timeout"}
 

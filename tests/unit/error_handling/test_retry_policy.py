@@ -149,12 +149,12 @@ def test_from_config_passes_the_new_arguments_through() -> None:
     assert (policy.retry_if_result, policy.max_time, policy.wait) == (pred, 3.0, wait)
 
 
-def test_retry_settings_are_the_policy_fields_beyond_the_two_positional_ones() -> None:
-    """RetrySettings declares every RetryPolicy field except max_attempts and retry_on."""
-    from vigil.error_handling.retry.policy import RetrySettings
+def test_retry_options_are_the_policy_fields_beyond_the_two_positional_ones() -> None:
+    """RetryOptions declares every RetryPolicy field except max_attempts and retry_on."""
+    from vigil.error_handling.retry.policy import RetryOptions
 
     fields = {f.name for f in dataclasses.fields(RetryPolicy) if f.init}
-    assert set(RetrySettings.__annotations__) == fields - {"max_attempts", "retry_on"}
+    assert set(RetryOptions.__annotations__) == fields - {"max_attempts", "retry_on"}
 
 
 def test_an_unknown_retry_keyword_is_refused_by_name() -> None:

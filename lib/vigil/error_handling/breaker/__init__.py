@@ -150,15 +150,15 @@ from vigil.error_handling.breaker.events import (
     StateTransition,
 )
 from vigil.error_handling.breaker.machine import BreakerStateMachine
-from vigil.error_handling.breaker.policy import BreakerPolicy, BreakerSettings, SlidingWindowType
+from vigil.error_handling.breaker.policy import BreakerOptions, BreakerPolicy, SlidingWindowType
 from vigil.error_handling.breaker.protection import Protection
 from vigil.error_handling.breaker.registry import all_breakers
 from vigil.error_handling.breaker.states import OUTCOMES, CircuitState, Outcome
 
 __all__ = [
     "BreakerEvent",
+    "BreakerOptions",
     "BreakerPolicy",
-    "BreakerSettings",
     "BreakerStateMachine",
     "CallOutcome",
     "CallRejected",

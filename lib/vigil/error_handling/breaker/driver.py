@@ -36,7 +36,7 @@ from vigil.error_handling.breaker.events import (
     NamedBreaker,
 )
 from vigil.error_handling.breaker.machine import BreakerStateMachine
-from vigil.error_handling.breaker.policy import BreakerPolicy, BreakerSettings, check_positive
+from vigil.error_handling.breaker.policy import BreakerOptions, BreakerPolicy, check_positive
 from vigil.error_handling.breaker.protection import (
     NO_RESULT,
     Protection,
@@ -68,7 +68,7 @@ class CircuitBreaker:
     ``half_open_max_calls`` probes at once test the service, and ``success_threshold`` probe
     successes close it. ``None`` arguments take vigil's configured defaults
     (:meth:`BreakerPolicy.from_config`); the options beyond the seed (``**settings``, declared
-    once in :class:`~vigil.error_handling.breaker.policy.BreakerSettings`) are off by default;
+    once in :class:`~vigil.error_handling.breaker.policy.BreakerOptions`) are off by default;
     an unknown keyword raises ``TypeError`` naming it.
     """
 
@@ -95,7 +95,7 @@ class CircuitBreaker:
                  registry: CollectorRegistry | None = None,
                  alert_manager: Any = None,
                  logger: Logger | None = None,
-                 **settings: Unpack[BreakerSettings]) -> None:
+                 **settings: Unpack[BreakerOptions]) -> None:
         self.policy = BreakerPolicy.from_config(
             failure_threshold=failure_threshold, recovery_timeout=recovery_timeout, **settings)
         self._logger: Logger = logger if logger is not None \

@@ -17,7 +17,7 @@ from vigil import validate
 from vigil.config import ConfigError, get_config
 
 __all__ = [
-    "BreakerSettings",
+    "BreakerOptions",
     "BreakerPolicy",
     "MAX_TIME_WINDOW_SECONDS",
     "SlidingWindowType",
@@ -45,7 +45,7 @@ def check_positive(key: str, value: object) -> None:
     validate.number(key, value, minimum=0, exclusive=True)
 
 
-class BreakerSettings(TypedDict, total=False):
+class BreakerOptions(TypedDict, total=False):
     """The breaker's settings beyond the seed's two, as keyword arguments of
     :class:`~vigil.error_handling.breaker.CircuitBreaker` and :meth:`BreakerPolicy.from_config`
     (declared once, here; each is the :class:`BreakerPolicy` field of the same name). Left out
@@ -63,7 +63,7 @@ class BreakerSettings(TypedDict, total=False):
     max_recovery_timeout: float | None
 
 
-_SETTINGS: Final = frozenset(BreakerSettings.__annotations__)
+_SETTINGS: Final = frozenset(BreakerOptions.__annotations__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +147,12 @@ class BreakerPolicy:
     @classmethod
     def from_config(cls, *, failure_threshold: int | None = None,
                     recovery_timeout: float | None = None,
-                    **settings: Unpack[BreakerSettings]) -> BreakerPolicy:
+                    **settings: Unpack[BreakerOptions]) -> BreakerPolicy:
         """A policy whose ``None`` values come from ``error_handling.circuit_breaker`` (the
         three ``default_*`` keys) or else the field's default (``None`` means "off" for the
         optional rules). ``failure_threshold`` takes no default in failure-rate mode.
 
-        ``settings`` are :class:`BreakerSettings`; any other keyword raises ``TypeError``
+        ``settings`` are :class:`BreakerOptions`; any other keyword raises ``TypeError``
         naming it (as a declared parameter list would).
         """
         unknown = sorted(set(settings) - _SETTINGS)

@@ -17,7 +17,7 @@ from vigil.clock import Clock
 from vigil.error_handling.events import EventPublisher
 from vigil.error_handling.retry.events import RetryEvent
 from vigil.error_handling.retry.fast_path import async_wrapper, sync_wrapper
-from vigil.error_handling.retry.policy import ExceptionTypes, RetryPolicy, RetrySettings
+from vigil.error_handling.retry.policy import ExceptionTypes, RetryOptions, RetryPolicy
 from vigil.error_handling.retry.retrier import Retrier, Retrying
 from vigil.monitoring.logger_protocol import Logger
 
@@ -35,14 +35,14 @@ def with_retry(max_attempts: Callable[P, R], /) -> Callable[P, R]: ...
 def with_retry(max_attempts: int | None = None, retry_on: ExceptionTypes = (Exception,), *,
                operation: str | None = None, clock: Clock | None = None,
                registry: CollectorRegistry | None = None, logger: Logger | None = None,
-               expose_attempt: bool = False, **settings: Unpack[RetrySettings]
+               expose_attempt: bool = False, **settings: Unpack[RetryOptions]
                ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
 def with_retry(max_attempts: Any = None, retry_on: ExceptionTypes = (Exception,), *,
                operation: str | None = None, clock: Clock | None = None,
                registry: CollectorRegistry | None = None, logger: Logger | None = None,
-               expose_attempt: bool = False, **settings: Unpack[RetrySettings]) -> Any:
+               expose_attempt: bool = False, **settings: Unpack[RetryOptions]) -> Any:
     """Retry the decorated function (sync or ``async def``) as the policy says.
 
     ``@with_retry`` (no parentheses) is ``@with_retry()``: every setting from
@@ -53,7 +53,7 @@ def with_retry(max_attempts: Any = None, retry_on: ExceptionTypes = (Exception,)
     strategy ``fn(n) -> seconds`` replacing ``initial_delay``/``max_delay``/``multiplier``/
     ``jitter``/``rng``; ``expose_attempt``: make ``current_attempt()`` answer inside. The
     settings after ``retry_on`` are declared once, in
-    :class:`~vigil.error_handling.retry.policy.RetrySettings`.
+    :class:`~vigil.error_handling.retry.policy.RetryOptions`.
     ``operation`` (the metric label) defaults to the function's ``__qualname__``. ``None``
     settings come from ``error_handling.retry`` at decoration time. The result keeps the
     function's metadata (``functools.wraps``) and has ``.events`` (its

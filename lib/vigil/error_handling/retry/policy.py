@@ -46,9 +46,9 @@ __all__ = [
     "GiveUpReason",
     "OUTCOMES",
     "RetryDecision",
+    "RetryOptions",
     "RetryOutcome",
     "RetryPolicy",
-    "RetrySettings",
 ]
 
 RetryOutcome = Literal["success_first_try", "success_after_retry", "failure_after_retry",
@@ -60,7 +60,7 @@ GiveUpReason = Literal["attempts_exhausted", "not_retryable", "circuit_open",
 ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 
 
-class RetrySettings(TypedDict, total=False):
+class RetryOptions(TypedDict, total=False):
     """A retry's settings beyond ``max_attempts`` and ``retry_on``, as keyword arguments of
     ``with_retry``, ``retrying`` and :meth:`RetryPolicy.from_config` (declared once, here;
     each is the :class:`RetryPolicy` field of the same name). Left out or ``None``: the
@@ -77,7 +77,7 @@ class RetrySettings(TypedDict, total=False):
     wait: WaitFn | None
 
 
-_SETTINGS: Final = frozenset(RetrySettings.__annotations__)
+_SETTINGS: Final = frozenset(RetryOptions.__annotations__)
 _BACKOFF: Final = ("initial_delay", "max_delay", "multiplier", "jitter", "rng")
 
 
@@ -148,10 +148,10 @@ class RetryPolicy:
     @classmethod
     def from_config(cls, max_attempts: int | None = None,
                     retry_on: ExceptionTypes = (Exception,),
-                    **settings: Unpack[RetrySettings]) -> RetryPolicy:
+                    **settings: Unpack[RetryOptions]) -> RetryPolicy:
         """A policy whose ``None`` values come from the active ``error_handling.retry``.
 
-        ``settings`` are :class:`RetrySettings`; any other keyword raises ``TypeError`` naming
+        ``settings`` are :class:`RetryOptions`; any other keyword raises ``TypeError`` naming
         it. ``wait`` replaces the backoff arguments: giving it with any of ``initial_delay``,
         ``max_delay``, ``multiplier``, ``jitter`` or ``rng`` is a ConfigError (one of them
         would be ignored; a ``wait_random``/``with_jitter`` takes its own ``rng``).

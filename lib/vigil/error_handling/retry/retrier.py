@@ -35,9 +35,9 @@ from vigil.error_handling.retry.events import NamedRetry, RetryEvent
 from vigil.error_handling.retry.policy import (
     OUTCOMES,
     ExceptionTypes,
+    RetryOptions,
     RetryOutcome,
     RetryPolicy,
-    RetrySettings,
 )
 from vigil.events import EventPublisher, Hook, ReportTo
 from vigil.monitoring import instruments
@@ -151,7 +151,7 @@ class Retrying:
 def retrying(max_attempts: int | None = None, retry_on: ExceptionTypes = (Exception,), *,
              operation: str, clock: Clock | None = None,
              registry: CollectorRegistry | None = None, logger: Logger | None = None,
-             expose_attempt: bool = False, **settings: Unpack[RetrySettings]) -> Retrying:
+             expose_attempt: bool = False, **settings: Unpack[RetryOptions]) -> Retrying:
     """Retry a block of code: ``for attempt in retrying(...): with attempt: ...``.
 
     The same arguments as ``with_retry`` and the same metrics, events and log lines; works
