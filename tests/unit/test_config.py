@@ -361,8 +361,8 @@ def test_a_bad_variable_never_breaks_the_import_or_the_exit(
 
     root = Path(__file__).resolve().parents[2]
     code = (
-        "import vigil, vigil.config\n"
-        "print('loaded', vigil.config._current is not None)\n"
+        "import vigil, vigil.config.active\n"
+        "print('loaded', vigil.config.active._current is not None)\n"
         "print(vigil.parse_traceparent('00-' + '1' * 32 + '-' + '2' * 16 + '-01') is not None)\n"
         "def first_use(what):\n"
         "    try:\n"

@@ -145,7 +145,7 @@ def test_half_configured_basic_auth_does_not_show_the_password(password: str,
 def test_settings_built_directly_do_not_echo_secrets(key: str, number: int) -> None:
     """ExporterSettings(webhook_bearer_token=31337424242) in code: same masked error."""
     with pytest.raises(ConfigError) as info:
-        ExporterSettings(**{key: number})
+        ExporterSettings(**{key: number})  # type: ignore[arg-type]  # wrong on purpose
     assert info.value.key == key
     _assert_hidden(info.value, str(number))
 
@@ -227,7 +227,7 @@ def test_secrets_never_reach_the_exporters_log_lines_or_api(
     """An exporter with every secret set, bound beyond loopback (the start warning), taking
     wrong and right credentials and logging its settings: no secret in any JSON line on
     stdout, in /api/logs, or in any answer."""
-    secrets = {key: f"{MARK}-{key}" for key in SECRET_KEYS}
+    secrets: dict[str, Any] = {key: f"{MARK}-{key}" for key in SECRET_KEYS}
     settings_ = ExporterSettings(host="0.0.0.0", webhook_username="am", api_username="prom",
                                  state_dir=str(tmp_path), allowed_hosts=("testserver",),
                                  **secrets)

@@ -42,11 +42,11 @@ def test_import_vigil_reads_no_config_registers_nothing_and_starts_no_thread() -
     code = (
         "import json, threading, prometheus_client\n"
         "import vigil, vigil.monitoring, vigil.error_handling, vigil.asgi, vigil.wsgi\n"
-        "import vigil.config\n"
+        "import vigil.config.active\n"
         "names = lambda: sorted(n for n in prometheus_client.REGISTRY._names_to_collectors\n"
         "                       if n.startswith('vigil_'))\n"
         "before = names()\n"
-        "loaded = vigil.config._current is not None\n"
+        "loaded = vigil.config.active._current is not None\n"
         "threads = sorted(t.name for t in threading.enumerate())\n"
         "vigil.alert_manager\n"
         "print(json.dumps([before, loaded, threads, names()]))\n")

@@ -251,7 +251,7 @@ def test_settings_come_from_the_active_config(make: Callable[..., ResourceMonito
     """Without arguments, enabled and interval follow monitoring.resource_monitoring."""
     config = load_config({"monitoring": {"resource_monitoring": {"enabled": False,
                                                                  "interval": 12}}}, environ={})
-    monkeypatch.setattr(vigil.config, "_current", config)
+    monkeypatch.setattr(vigil.config.active, "_current", config)
     monitor = make(sampler=CountingSampler())
     assert monitor.interval == 12.0
     assert monitor.enabled is False
