@@ -1,55 +1,17 @@
-"""vigil's spans to an OpenTelemetry collector, over OTLP/HTTP, with OpenTelemetry's exporter.
-
-The tracer hands every sampled, ended entry to :meth:`SpanExport.offer` (a bounded append under
-a lock, nothing else on the traced code's path); a daemon thread turns batches into the SDK's
-``ReadableSpan`` and sends them with ``OTLPSpanExporter`` from
-``opentelemetry-exporter-otlp-proto-http`` (the ``vigil[otel]`` extra). Both are imported by
-that thread, the first time something is exported: ``import vigil`` imports neither.
-
-**Configured as OpenTelemetry is.** The exporter reads its own variables
-(``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``,
-``*_HEADERS``, ``*_TIMEOUT``, ``*_COMPRESSION``, ``*_CERTIFICATE``); the batching follows the
-SDK's ``BatchSpanProcessor`` variables with its defaults: ``OTEL_BSP_SCHEDULE_DELAY`` (5000 ms
-between two sends), ``OTEL_BSP_MAX_QUEUE_SIZE`` (2048 entries waiting),
-``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` (512 per request; a full batch is sent at once); one
-export's time is the exporter's ``OTEL_EXPORTER_OTLP_TIMEOUT`` (10 s, retries included). The
-resource is the SDK's (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``telemetry.sdk.*``),
-with ``service.name`` from ``monitoring.logging.service`` when that is set, so log lines and
-spans name the same service. Attribute limits are the SDK's ``SpanLimits``
-(``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``, ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``, ...).
-
-**What a span carries.** Name ``component.operation``; the entry's metadata, redacted with
-``monitoring.logging.redact_keys`` as in log lines, as attributes (strings, numbers, booleans and
-lists of one of them as they are, anything else as JSON text; lone surrogates replaced);
-``vigil.component``, ``vigil.operation`` and, unless it is ``"success"``, ``vigil.status``.
-Status ``ERROR`` (with the exception's message) when the entry ended with an error or status
-``"error"``, else unset; an error is also an ``exception`` event (``exception.type``,
-``exception.message``). Kind: the one ``trace_context(..., kind=...)`` was given, else ``SERVER``
-for an entry whose parent came from another process (``continue_trace``), else ``INTERNAL``.
-Scope ``vigil``.
-
-**A collector that is down or slow costs nothing but drops.** When the queue is full, further
-entries are dropped and counted in ``vigil_traces_dropped_total{reason="export_queue_full"}``; a
-batch the exporter gives up on (after its own retries, within its timeout) is counted in
-``reason="export_failed"``, and each failure is logged at most once a minute. Sent spans are
-counted in ``vigil_traces_exported_total``.
-
-**Exit and fork.** At interpreter exit the queue is flushed for up to
-``monitoring.tracing.exit_flush_timeout`` seconds; what is left is logged. A process killed by
-SIGKILL (or by a signal nobody handles, such as a bare SIGTERM) loses what waits in the queue:
-at most one schedule delay of spans. A forked child starts with an empty queue and its own thread.
+"""The export queue and its thread: :class:`SpanExport` takes ended entries (a bounded append
+under a lock on the traced code's path), batches them as ``BatchSpanProcessor``'s variables
+say, and sends them with ``OTLPSpanExporter``; :func:`export_wanted` reads whether to.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -58,7 +20,7 @@ from vigil import forks
 from vigil.config import get_config, get_config_or_defaults
 from vigil.monitoring import instruments
 from vigil.monitoring.logger_protocol import Logger
-from vigil.monitoring.logs import redact
+from vigil.monitoring.otlp.convert import Converter, resource_for_service
 from vigil.text import safe_text
 
 if TYPE_CHECKING:
@@ -67,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["SpanExport", "export_wanted"]
 
 _FAILURE_LOG_INTERVAL = 60.0  # seconds between two "export failed" log lines
-_VERSION = "0.1.0"  # vigil's version, as the instrumentation scope's (vigil.__version__)
 
 
 def export_wanted(mode: str, environ: Mapping[str, str] | None = None) -> bool:
@@ -254,7 +215,7 @@ class SpanExport:
                     OTLPSpanExporter,
                 )
                 exporter = self._exporter = OTLPSpanExporter()
-            convert = _Converter()
+            convert = Converter()
             self._resource_for()  # now, while the interpreter can still start its thread pool
         except Exception as exc:  # ImportError without the extra; a bad OTEL_* value
             self._unavailable(exc)
@@ -268,7 +229,7 @@ class SpanExport:
                 if self._stopping and not self._queue:
                     return
 
-    def _send_one_batch(self, exporter: Any, convert: _Converter) -> bool:
+    def _send_one_batch(self, exporter: Any, convert: Converter) -> bool:
         with self._lock:
             queue = self._queue
             batch = [queue.popleft() for _ in range(min(len(queue), self.max_batch_size))]
@@ -293,7 +254,7 @@ class SpanExport:
         cached = self._resource
         if cached is not None and cached[0] == service:
             return cached[1]
-        self._resource = (service, _resource(service))
+        self._resource = (service, resource_for_service(service))
         return self._resource[1]
 
     def _unavailable(self, exc: BaseException) -> None:
@@ -352,160 +313,5 @@ class SpanExport:
         self._fresh_state()
 
 
-def _resource(service: str) -> Any:
-    """The SDK's resource (``Resource.create``), ``service.name`` = ``service`` when given.
-
-    ``Resource.create`` runs its detectors on a thread pool, which cannot start once the
-    interpreter is exiting (a short script's spans are often first exported then): there the
-    same attributes are merged by hand from the SDK's defaults and ``OTEL_*`` variables.
-    """
-    from opentelemetry.sdk.resources import (
-        _DEFAULT_RESOURCE,
-        OTELResourceDetector,
-        Resource,
-    )
-    given = {"service.name": service} if service else {}
-    try:
-        return Resource.create(given)
-    except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
-        resource = _DEFAULT_RESOURCE.merge(OTELResourceDetector().detect()).merge(
-            Resource(given))
-        if not resource.attributes.get("service.name"):
-            resource = resource.merge(Resource({"service.name": "unknown_service"}))
-        return resource
-
-
 def _succeeded(result: Any) -> bool:
     return getattr(result, "name", None) == "SUCCESS"
-
-
-class _Converter:
-    """vigil entries as the SDK's ``ReadableSpan``; built by the export thread (imports the SDK)."""
-
-    def __init__(self) -> None:
-        from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
-        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-        from opentelemetry.trace import (
-            SpanContext,
-            SpanKind,
-            Status,
-            StatusCode,
-            TraceFlags,
-            TraceState,
-        )
-
-        self._event = Event
-        self._span = ReadableSpan
-        self._context = SpanContext
-        self._flags = TraceFlags(TraceFlags.SAMPLED)
-        self._state = TraceState
-        self._server, self._internal = SpanKind.SERVER, SpanKind.INTERNAL
-        self._kinds = {kind.name.lower(): kind for kind in SpanKind}
-        self._status, self._error = Status, StatusCode.ERROR
-        self._unset = Status(StatusCode.UNSET)
-        self._scope = InstrumentationScope("vigil", _VERSION)
-        from opentelemetry.attributes import BoundedAttributes
-
-        self._bounded = BoundedAttributes
-        self._empty_state = TraceState()
-        limits = SpanLimits()
-        self._max_attributes = limits.max_span_attributes
-        self._max_length = limits.max_span_attribute_length
-
-    def spans(self, entries: Sequence[Entry], resource: Any) -> list[Any]:
-        keys = get_config().monitoring.logging.redact_keys
-        return [self.span(entry, resource, keys) for entry in entries]
-
-    def span(self, entry: Entry, resource: Any, redact_keys: Sequence[str]) -> Any:
-        """The SDK's ``ReadableSpan`` for one ended entry."""
-        context, parent_context = self._contexts(entry)
-        start = int(entry.start_wall * 1e9)
-        end = start + int(((entry.end or entry.start) - entry.start) * 1e9)
-        status_text = safe_text(entry.status or "")
-        component, operation = safe_text(entry.component), safe_text(entry.operation)
-        status, events = self._outcome(entry.error, status_text, end)
-        parent = entry.parent
-        given = getattr(entry, "kind", None)  # set only by a scope given a kind
-        kind = (self._kinds[given] if given is not None
-                else self._server if parent is not None and parent.remote else self._internal)
-        return self._span(
-            name=f"{component}.{operation}", context=context, parent=parent_context,
-            resource=resource,
-            attributes=self._attributes(entry, redact_keys, component, operation, status_text),
-            events=events, kind=kind, status=status, start_time=start, end_time=end,
-            instrumentation_scope=self._scope)
-
-    def _contexts(self, entry: Entry) -> tuple[Any, Any]:
-        """The span's own SpanContext and its parent's (``None`` for a root)."""
-        span = entry.span
-        state = (self._state.from_header([span.tracestate]) if span.tracestate
-                 else self._empty_state)
-        trace_id = int(span.trace_id, 16)
-        context = self._context(trace_id, int(span.span_id, 16), False, self._flags, state)
-        parent = entry.parent
-        parent_context = None if parent is None else self._context(
-            trace_id, int(parent.span_id, 16), parent.remote,
-            self._flags if parent.sampled else type(self._flags)(0), state)
-        return context, parent_context
-
-    def _attributes(self, entry: Entry, redact_keys: Sequence[str], component: str,
-                    operation: str, status_text: str) -> Any:
-        """The redacted metadata as attributes, plus vigil's own, within the SDK's limits."""
-        values: dict[str, Any] = {}
-        if entry.metadata:
-            for key, value in redact(entry.metadata, tuple(k.lower() for k in redact_keys)).items():
-                converted = _attribute(value)
-                if converted is not None:
-                    values[safe_text(key)] = converted
-        values["vigil.component"] = component
-        values["vigil.operation"] = operation
-        if status_text != "success":  # success is the span status UNSET already says
-            values["vigil.status"] = status_text
-        # The SDK's limits: a plain dict when they cannot cut anything (the usual case; the
-        # values are already cleaned above), the SDK's BoundedAttributes when they can.
-        if len(values) <= (self._max_attributes or 0) and self._max_length is None:
-            return values
-        return self._bounded(self._max_attributes, values, immutable=True,
-                             max_value_len=self._max_length)
-
-    def _outcome(self, error: dict[str, Any] | None, status_text: str,
-                 end: int) -> tuple[Any, tuple[Any, ...]]:
-        """The span's status, and its ``exception`` event when the entry ended with one."""
-        if error is None and status_text != "error":
-            return self._unset, ()
-        message = safe_text(error.get("message") or "") if error else ""
-        status = self._status(self._error, message or status_text)
-        if error is None:
-            return status, ()
-        event_attributes = {"exception.message": message}
-        if error.get("type"):
-            event_attributes["exception.type"] = safe_text(error["type"])
-        return status, (self._event("exception", event_attributes, end),)
-
-
-_SCALARS = (bool, int, float)
-
-
-def _attribute(value: Any) -> Any:
-    """A metadata value as an OTLP attribute value; ``None`` leaves the key out (as the SDK)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return safe_text(value)
-    if isinstance(value, bool | float) or (isinstance(value, int) and -2**63 <= value < 2**63):
-        return value
-    if isinstance(value, list | tuple) and value:
-        kinds = {type(v) for v in value}
-        if len(kinds) == 1:
-            kind = kinds.pop()
-            if kind is str:
-                return [safe_text(v) for v in value]
-            if kind in _SCALARS and (kind is not int or all(-2**63 <= v < 2**63 for v in value)):
-                return list(value)
-    if not isinstance(value, Mapping | list | tuple):
-        return safe_text(value)  # its text, by vigil's rule (a raising __str__ included)
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=safe_text, allow_nan=True)
-    except Exception:  # a cycle, a raising __str__ inside: the text rule still gives a value
-        text = safe_text(value)
-    return safe_text(text)
