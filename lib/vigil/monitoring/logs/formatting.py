@@ -21,7 +21,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -30,7 +29,7 @@ from vigil.clock import format_rfc3339
 from vigil.config import LoggingSettings, get_config
 from vigil.forks import at_fork
 from vigil.monitoring.context import current_span
-from vigil.monitoring.logs import process
+from vigil.monitoring.logs import c_scanner, process
 from vigil.monitoring.logs.exceptions import described, exc_info_of, exception_fields
 from vigil.monitoring.logs.redaction import mask_credentials, redact
 from vigil.monitoring.logs.values import (
@@ -45,8 +44,8 @@ from vigil.text import safe_text, valid_text
 
 __all__ = ["JsonLineFormatter", "fallback_line"]
 
-# The C scanner JSONEncoder.iterencode uses (None where the C accelerator is missing).
-_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+# The line's hot path calls the scanner itself (a helper's frame is ~5% of a line).
+_c_make_encoder = c_scanner.c_make_encoder
 
 
 class JsonLineFormatter(JsonFormatter):
@@ -127,27 +126,20 @@ class JsonLineFormatter(JsonFormatter):
         if args is None:
             args = self._prepare_encoder()
         if args:
-            return "".join(_c_make_encoder({}, *args)(entry, 0))
+            return c_scanner.encode(args, entry)
         line: str = self.jsonify_log_record(entry)  # settings the shortcut does not cover
         return line
 
     def _prepare_encoder(self) -> tuple[Any, ...]:
-        """What ``_c_make_encoder`` needs besides the markers, or ``()`` if it does not apply."""
+        """The C scanner's arguments (:mod:`.c_scanner`), or ``()`` if it does not apply."""
         args: tuple[Any, ...] = ()
         cls = self.json_encoder or json.JSONEncoder
-        if (_c_make_encoder is not None and self.json_serializer is json.dumps
-                and self.json_indent is None and isinstance(cls, type)
-                and issubclass(cls, json.JSONEncoder)
-                and cls.encode is json.JSONEncoder.encode
-                and cls.iterencode is json.JSONEncoder.iterencode):
+        if c_scanner.applies(self.json_serializer, self.json_indent, cls):
             # What json.dumps(entry, default=..., cls=..., indent=..., ensure_ascii=...) builds.
-            encoder = cls(skipkeys=False, ensure_ascii=self.json_ensure_ascii,
-                          check_circular=True, allow_nan=True, indent=None, separators=None,
-                          default=self.json_default, sort_keys=False)
-            args = (encoder.default,
-                    encode_basestring_ascii if encoder.ensure_ascii else encode_basestring,
-                    None, encoder.key_separator, encoder.item_separator, encoder.sort_keys,
-                    encoder.skipkeys, encoder.allow_nan)
+            args = c_scanner.scanner_args(cls(
+                skipkeys=False, ensure_ascii=self.json_ensure_ascii, check_circular=True,
+                allow_nan=True, indent=None, separators=None, default=self.json_default,
+                sort_keys=False))
         self._encoder_args = args
         return args
 
@@ -193,7 +185,7 @@ class JsonLineFormatter(JsonFormatter):
         if args is None:  # not prepared yet, or a json_* setting changed
             args = self._prepare_line_encoder()
         if args:
-            return "".join(_c_make_encoder({}, *args)(entry, 0))
+            return c_scanner.encode(args, entry)
         # Settings the shortcut does not cover (another serializer, an indent): theirs, on a
         # value already made strict.
         line: str = self.jsonify_log_record(json_ready(entry))
@@ -210,8 +202,7 @@ class JsonLineFormatter(JsonFormatter):
                           default=self.json_default, sort_keys=False)
             default = safe_default(encoder.default, plain=self.json_default is None)
             self._line_default = default
-            args = (default, encode_basestring, None, encoder.key_separator,
-                    encoder.item_separator, False, False, False)
+            args = c_scanner.scanner_args(encoder, default)
         self._line_args = args
         return args
 
