@@ -30,6 +30,14 @@ class CapturingLogger:
     def __init__(self) -> None:
         self.records: list[tuple[str, str, dict[str, Any], Any]] = []
 
+    def debug(self, message: str, metadata: Mapping[str, Any] | None = None, *,
+              exc_info: Any = None) -> None:
+        self.records.append(("DEBUG", message, dict(metadata or {}), exc_info))
+
+    def info(self, message: str, metadata: Mapping[str, Any] | None = None, *,
+             exc_info: Any = None) -> None:
+        self.records.append(("INFO", message, dict(metadata or {}), exc_info))
+
     def warning(self, message: str, metadata: Mapping[str, Any] | None = None, *,
                 exc_info: Any = None) -> None:
         self.records.append(("WARNING", message, dict(metadata or {}), exc_info))
