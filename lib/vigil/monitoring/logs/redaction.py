@@ -73,41 +73,95 @@ def redact(value: Any, keys: Iterable[str], _depth: int = 0) -> Any:
     are kept as they are and written as their ``str()``: do not put secrets in them. The
     caller's objects are never modified.
     """
-    needles = keys if isinstance(keys, tuple) else tuple(k.lower() for k in keys)
+    needles = _lowered(keys)
     if _depth > _MAX_REDACT_DEPTH:
         return TOO_DEEP
-    if type(value) is not dict:  # a plain dict, the usual metadata, skips the checks below
-        if type(value) is str:
-            return mask_credentials(value)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        elif isinstance(value, tuple) and hasattr(value, "_asdict"):
-            value = value._asdict()
-        if not isinstance(value, Mapping):
-            if isinstance(value, list | tuple | set | frozenset | deque):
-                return [redact(v, needles, _depth + 1) for v in value]
-            return value
+    if type(value) is dict:  # a plain dict, the usual metadata, skips the checks of the rest
+        return _redact_mapping(value, needles, _depth)
+    return _redact_other(value, needles, _depth)
+
+
+# The lower-case form of each tuple of needles seen (the formatter's and every recursive
+# call's come back each line): one dict lookup instead of lowering per call. Bounded.
+_lowered_needles: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _lowered(keys: Iterable[str]) -> tuple[str, ...]:
+    """``keys`` lower-cased, as a tuple (remembered for a tuple)."""
+    if isinstance(keys, tuple):
+        found = _lowered_needles.get(keys)
+        if found is not None:
+            return found
+    lowered = tuple(safe_text(k).lower() for k in keys)
+    if isinstance(keys, tuple):
+        if len(_lowered_needles) >= 64:  # only a reconfiguration makes a new tuple
+            _lowered_needles.clear()
+        _lowered_needles[keys] = lowered
+    return lowered
+
+
+def _redact_other(value: Any, needles: tuple[str, ...], depth: int) -> Any:
+    """Whatever is not a plain dict: a string masked (a str subclass, such as a StrEnum
+    member, too), a record or mapping redacted as a dict, a collection as a list; anything
+    else as it is."""
+    if isinstance(value, str):
+        return mask_credentials(value)
+    value = _fields_of_record(value)
+    if isinstance(value, Mapping):
+        return _redact_mapping(value, needles, depth)
+    if isinstance(value, list | tuple | set | frozenset | deque):
+        return [redact(v, needles, depth + 1) for v in value]
+    return value
+
+
+def _fields_of_record(value: Any) -> Any:
+    """A dataclass instance or a NamedTuple as the dict of its fields; anything else as is."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return value._asdict()
+    return value
+
+
+def _redact_mapping(value: Mapping[Any, Any], needles: tuple[str, ...], depth: int
+                    ) -> dict[Any, Any]:
+    """The mapping's items with secret values replaced and the rest redacted in turn.
+
+    The per-item work stays inline (a call per item is most of a small dict's cost): a str
+    key is judged once per tuple of needles (:func:`_secret_memo`), a scalar value copied
+    without a recursive call unless one level down is already past the depth cut.
+    """
     memo = _secret_memo(needles)
-    # Scalars are copied inline unless one level down is already past the depth cut.
-    atoms = _ATOMS if _depth < _MAX_REDACT_DEPTH else frozenset()
+    atoms = _ATOMS if depth < _MAX_REDACT_DEPTH else frozenset()
     out = {}
     for k, v in value.items():
         if type(k) is str:
             secret = memo.get(k)
             if secret is None:
-                secret = _is_secret(k, needles)
-                if len(memo) >= _SECRET_MEMO_SIZE:
-                    memo.clear()
-                memo[k] = secret
+                secret = _judge(k, needles, memo)
         else:
-            # JSON object keys are strings; a tuple or bytes key would fail the whole line.
-            k = k if isinstance(k, int | float | bool) or k is None else safe_text(k)
-            secret = _is_secret(k, needles)
+            k, secret = _json_key(k, needles)
         if secret:
             out[k] = REDACTED
         elif type(v) in atoms:
             out[k] = mask_credentials(v) if type(v) is str and "@" in v else v
         else:
-            out[k] = redact(v, needles, _depth + 1)
+            out[k] = redact(v, needles, depth + 1)
     return out
 
+
+def _judge(key: str, needles: tuple[str, ...], memo: dict[str, bool]) -> bool:
+    """Whether ``key`` is secret, remembered in ``memo`` (emptied when it fills up)."""
+    secret = _is_secret(key, needles)
+    if len(memo) >= _SECRET_MEMO_SIZE:
+        memo.clear()
+    memo[key] = secret
+    return secret
+
+
+def _json_key(key: object, needles: tuple[str, ...]) -> tuple[Any, bool]:
+    """A key that is not a str, as JSON can hold it (its text unless a number, a bool or
+    None: a tuple or bytes key would fail the whole line), and whether it is secret."""
+    if not (isinstance(key, int | float | bool) or key is None):
+        key = safe_text(key)
+    return key, _is_secret(key, needles)
