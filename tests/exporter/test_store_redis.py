@@ -7,6 +7,7 @@ The backend-agnostic contract is ``tests/exporter/test_store.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import uuid
@@ -19,7 +20,7 @@ import redis
 from tests.redis_server import RedisServer, redis_available
 
 from vigil.config import ExporterSettings
-from vigil_exporter.store import AlertStore, Claim, Incoming, identity
+from vigil_exporter.store import Accepted, AlertStore, Claim, Incoming, identity
 from vigil_exporter.store.redis import RedisStore
 from vigil_exporter.store.sqlite import SQLiteStore
 
@@ -69,7 +70,7 @@ def alert(name: str = "A", status: str = "firing",
                     starts_at=starts, ends_at=ends, payload=payload)
 
 
-def race(workers: int, work: Callable[[int], T]) -> list[T]:
+def race(workers: int, work: Callable[[int], T | None]) -> list[T]:
     """Run ``work(i)`` in ``workers`` threads released together; their results (re-raising)."""
     barrier = threading.Barrier(workers)
     results: list[T | None] = [None] * workers
@@ -136,7 +137,10 @@ def test_racing_accepts_of_one_alert_store_it_once(
     stores = [open_store(), open_store()]
     for round_ in range(10):
         copies = [alert(f"same-{round_}") for _ in range(8)]  # one identity, own ids
-        results = race(8, lambda i, c=copies: stores[i % 2].accept([c[i]], ["h"], T0))
+        def accept_copy(i: int, c: list[Incoming] = copies) -> Accepted:
+            return stores[i % 2].accept([c[i]], ["h"], T0)
+
+        results = race(8, accept_copy)
         assert sum(r.stored for r in results) == 1
         assert sum(r.duplicates for r in results) == 7
     assert stores[0].stats().pending_alerts == 10
@@ -179,6 +183,40 @@ def test_claim_skips_a_long_backlog_of_waiting_retries(
 
 
 # --- prefixes and credentials -------------------------------------------------------------------
+
+
+def test_what_sqlites_unique_constraints_refuse_raises_and_writes_nothing(
+        open_store: Callable[..., RedisStore]) -> None:
+    """A handler named twice, an id twice in one batch or an id already stored: ValueError,
+    and nothing of the refused batch is written (its identities are not remembered either)."""
+    store = open_store()
+    first = alert("A")
+    assert store.accept([first], ["h"], T0).stored == 1
+    twin = alert("C")
+    other_identity = dataclasses.replace(twin, identity=identity({"alertname": "D"}, ()))
+    refused = [([alert("B")], ["h", "h"], "duplicate handler names"),
+               ([twin, other_identity], ["h"], "unique"),
+               ([dataclasses.replace(alert("E"), id=first.id)], ["h"], "unique")]
+    for batch, handlers, message in refused:
+        with pytest.raises(ValueError, match=message):
+            store.accept(batch, handlers, T0)
+    assert store.stats().pending_alerts == 1
+    again = [alert("B"), alert("C"), alert("D"), alert("E")]
+    assert store.accept(again, ["h"], T0) == Accepted("accepted", 4, 0,
+                                                      tuple(a.id for a in again))
+
+
+def test_a_batch_is_decided_alert_by_alert(open_store: Callable[..., RedisStore]) -> None:
+    """An empty batch is accepted with nothing stored; within one batch a repeat of an earlier
+    alert is a redelivery, and a later status of the same identity is fresh."""
+    store = open_store()
+    assert store.accept([], ["h"], T0) == Accepted("accepted")
+    resolved = {"status": "resolved", "ends": "2026-01-01T00:05:00Z"}
+    batch = [alert("A"), alert("A"), alert("A", **resolved)]
+    result = store.accept(batch, ["h"], T0)
+    assert (result.stored, result.duplicates) == (2, 1)
+    assert result.new_ids == (batch[0].id, batch[2].id)
+    assert store.accept([alert("A", **resolved)], ["h"], T0).duplicates == 1
 
 
 def test_a_different_prefix_is_a_separate_store(
@@ -246,10 +284,10 @@ def test_random_operations_give_what_sqlite_gives(
         seed: int, open_store: Callable[..., RedisStore], tmp_path: Path) -> None:
     """On a random sequence of every operation, Redis answers exactly as SQLite does."""
     rng = random.Random(seed)
-    settings = {"store_max_alerts": rng.choice([2, 4, 50]),
-                "store_max_bytes": rng.choice([600, 2000, 10**6]),
-                "webhook_dedup_size": rng.choice([1, 3, 100]),
-                "dead_letter_limit": rng.choice([0, 2, 100])}
+    settings: dict[str, Any] = {"store_max_alerts": rng.choice([2, 4, 50]),
+                                "store_max_bytes": rng.choice([600, 2000, 10**6]),
+                                "webhook_dedup_size": rng.choice([1, 3, 100]),
+                                "dead_letter_limit": rng.choice([0, 2, 100])}
     stores: list[AlertStore] = [SQLiteStore(tmp_path, ExporterSettings(**settings)),
                                 open_store(**settings)]
     starts = ["2026-01-01T00:00:00Z", "2026-01-01T00:10:00Z", "2026-01-01T00:20:00Z"]
@@ -262,7 +300,7 @@ def test_random_operations_give_what_sqlite_gives(
             now += rng.choice([0.5, 1.0, 20.0])
             op = rng.choice(["accept", "accept", "claim", "claim", "claim", "complete",
                              "retry", "dead", "renew", "release", "read"])
-            answers = []
+            answers: list[Any] = []
             if op == "accept":
                 batch = [alert(f"n{rng.randrange(5)}", rng.choice(["firing", "resolved"]),
                                rng.choice(starts), rng.choice(ends))

@@ -59,7 +59,7 @@ import random
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -357,6 +357,89 @@ class _Plan:
     keep: int  # identities kept, the most recently touched (webhook_dedup_size)
 
 
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What one accept read before deciding (one MULTI/EXEC of reads)."""
+
+    touched: int  # the highest recency handed out
+    seq: int  # the last alert seq handed out
+    count: int  # open alerts (P:totals)
+    size: int  # their payload bytes
+    known: dict[str, Episode | None]  # the batch's identities -> their episode (None: new)
+    taken: frozenset[str]  # the batch's ids the store holds already
+
+
+@dataclass(slots=True)
+class _Decision:
+    """What the batch is, alert by alert, against the snapshot (nothing read or written)."""
+
+    touches: dict[str, int] = field(default_factory=dict)  # identity -> its new recency
+    episodes: dict[EncodableT, EncodableT] = field(default_factory=dict)  # encoded
+    fresh: list[tuple[Incoming, bytes]] = field(default_factory=list)  # with payload bytes
+    duplicates: int = 0
+
+    @property
+    def adding(self) -> int:
+        """The bytes of the fresh payloads."""
+        return sum(len(body) for _, body in self.fresh)
+
+
+def _parse_snapshot(identities: list[str], ids: list[str], replies: list[Any]) -> _Snapshot:
+    """:meth:`RedisStore._snapshot`'s replies, in the order it asked."""
+    top, seq, totals, *batch = replies
+    episodes, stored = batch if batch else ([], [])
+    count, size = (int(value or 0) for value in totals)
+    return _Snapshot(touched=int(top[0][1]) if top else 0, seq=int(seq or 0), count=count,
+                     size=size, known=_known_episodes(identities, episodes),
+                     taken=_stored_ids(ids, stored))
+
+
+def _known_episodes(identities: list[str], raws: list[Any]) -> dict[str, Episode | None]:
+    """``P:ep``'s answers for ``identities``, decoded."""
+    known: dict[str, Episode | None] = dict.fromkeys(identities)
+    for name, raw in zip(identities, raws, strict=True):
+        if raw is not None:
+            known[name] = Episode(*json.loads(bytes(raw).decode(*_TEXT)))
+    return known
+
+
+def _stored_ids(ids: list[str], stored: list[Any]) -> frozenset[str]:
+    """The ``ids`` that ``P:ids`` answered a seq for."""
+    return frozenset(i for i, there in zip(ids, stored, strict=True) if there is not None)
+
+
+def _decide(alerts: Sequence[Incoming], snapshot: _Snapshot) -> _Decision:
+    """Each alert in turn: a redelivery (counted, its recency renewed) or fresh (its new
+    episode and payload kept); a later alert of the batch sees an earlier one's episode."""
+    known = dict(snapshot.known)
+    touched = snapshot.touched
+    decision = _Decision()
+    for alert in alerts:
+        touched += 1
+        previous = known[alert.identity]
+        decision.touches[alert.identity] = touched
+        if is_redelivery(previous, alert.status, alert.starts_at):
+            decision.duplicates += 1
+            continue
+        episode = next_episode(previous, alert.status, alert.starts_at, alert.ends_at)
+        known[alert.identity] = episode
+        decision.episodes[alert.identity] = json.dumps(
+            [episode.status, episode.starts_at, episode.ends_at],
+            ensure_ascii=False).encode(*_TEXT)
+        decision.fresh.append((alert, alert.encoded().encode(*_TEXT)))
+    return decision
+
+
+def _check_unique(handlers: Sequence[str], decision: _Decision, snapshot: _Snapshot) -> None:
+    """Raise ``ValueError`` where SQLite's UNIQUE constraints refuse (an error, nothing
+    committed): a handler named twice, an alert id twice in the batch or already stored."""
+    if len(set(handlers)) != len(handlers):
+        raise ValueError(f"duplicate handler names: {list(handlers)!r}")
+    fresh_ids = [alert.id for alert, _ in decision.fresh]
+    if len(set(fresh_ids)) != len(fresh_ids) or snapshot.taken.intersection(fresh_ids):
+        raise ValueError("alert ids must be unique in the store")
+
+
 class RedisStore:
     """:class:`~vigil_exporter.store.AlertStore` in the Redis at ``url``, keys under
     ``{prefix}:``.
@@ -434,61 +517,39 @@ class RedisStore:
 
     def _plan(self, alerts: Sequence[Incoming], handlers: Sequence[str]) -> _Plan:
         """Read what accept needs in one snapshot and decide, as SQLiteStore does."""
-        settings = self._settings
+        snapshot = self._snapshot(alerts)
+        decision = _decide(alerts, snapshot)
+        if decision.fresh and handlers:
+            if self._over_caps(snapshot, decision):
+                return _Plan(Accepted("full"), {}, {}, [], 0, 0, 0)
+            _check_unique(handlers, decision, snapshot)
+        result = Accepted("accepted", len(decision.fresh), decision.duplicates,
+                          tuple(alert.id for alert, _ in decision.fresh))
+        return _Plan(result, decision.touches, decision.episodes, decision.fresh,
+                     snapshot.seq + 1, decision.adding, self._settings.webhook_dedup_size)
+
+    def _snapshot(self, alerts: Sequence[Incoming]) -> _Snapshot:
+        """One MULTI/EXEC of reads: the recency and seq counters, the open totals, the known
+        episodes of the batch's identities and which of its ids the store holds."""
         identities = list(dict.fromkeys(alert.identity for alert in alerts))
         ids = [alert.id for alert in alerts]
         with self._redis.pipeline(transaction=True) as snap:
             snap.zrange(self._key("touch"), -1, -1, withscores=True)
             snap.get(self._key("seq"))
             snap.hmget(self._key("totals"), ["alerts", "bytes"])
-            if identities:
+            if identities:  # an alert has an identity: none means no alerts, and no ids
                 snap.hmget(self._key("ep"), identities)
-            if ids:
                 snap.hmget(self._key("ids"), ids)
             replies = snap.execute()
-        top, seq, totals = replies[0], replies[1], replies[2]
-        known: dict[str, Episode | None] = dict.fromkeys(identities)
-        if identities:
-            for name, raw in zip(identities, replies[3], strict=True):
-                if raw is not None:
-                    known[name] = Episode(*json.loads(bytes(raw).decode(*_TEXT)))
-        stored_ids = replies[-1] if ids else []
+        return _parse_snapshot(identities, ids, replies)
 
-        touched = int(top[0][1]) if top else 0
-        touches: dict[str, int] = {}
-        episodes: dict[EncodableT, EncodableT] = {}
-        fresh: list[tuple[Incoming, bytes]] = []
-        duplicates = 0
-        for alert in alerts:
-            touched += 1
-            previous = known[alert.identity]
-            touches[alert.identity] = touched
-            if is_redelivery(previous, alert.status, alert.starts_at):
-                duplicates += 1
-                continue
-            episode = next_episode(previous, alert.status, alert.starts_at, alert.ends_at)
-            known[alert.identity] = episode
-            episodes[alert.identity] = json.dumps(
-                [episode.status, episode.starts_at, episode.ends_at],
-                ensure_ascii=False).encode(*_TEXT)
-            fresh.append((alert, alert.encoded().encode(*_TEXT)))
-        adding = sum(len(body) for _, body in fresh)
-        if fresh and handlers:
-            count, size = (int(value or 0) for value in totals)
-            if count and (count + len(fresh) > settings.store_max_alerts
-                          or size + adding > settings.store_max_bytes):
-                return _Plan(Accepted("full"), {}, {}, [], 0, 0, 0)
-            # What SQLite's UNIQUE constraints refuse (an error, nothing committed).
-            if len(set(handlers)) != len(handlers):
-                raise ValueError(f"duplicate handler names: {list(handlers)!r}")
-            fresh_ids = [alert.id for alert, _ in fresh]
-            taken = {i for i, there in zip(ids, stored_ids, strict=True) if there is not None}
-            if len(set(fresh_ids)) != len(fresh_ids) or taken.intersection(fresh_ids):
-                raise ValueError("alert ids must be unique in the store")
-        result = Accepted("accepted", len(fresh), duplicates,
-                          tuple(alert.id for alert, _ in fresh))
-        return _Plan(result, touches, episodes, fresh, int(seq or 0) + 1, adding,
-                     settings.webhook_dedup_size)
+    def _over_caps(self, snapshot: _Snapshot, decision: _Decision) -> bool:
+        """Whether storing the fresh alerts would take the open ones past a cap (an empty
+        store takes any batch, as SQLite does)."""
+        settings = self._settings
+        return bool(snapshot.count) and (
+            snapshot.count + len(decision.fresh) > settings.store_max_alerts
+            or snapshot.size + decision.adding > settings.store_max_bytes)
 
     def _write(self, pipe: Pipeline, plan: _Plan, handlers: Sequence[str], now: float) -> None:
         """Queue the plan's writes in ``pipe``'s MULTI."""
@@ -498,25 +559,31 @@ class RedisStore:
         if plan.episodes:
             pipe.hset(ep, mapping=plan.episodes)
         if plan.fresh and handlers:
-            received = repr(now)
-            seqs = [str(plan.first_seq + i) for i in range(len(plan.fresh))]
-            for seq, (alert, body) in zip(seqs, plan.fresh, strict=True):
-                pipe.hset(self._key("a", seq), mapping={
-                    "id": alert.id, "received": received, "payload": body,
-                    "bytes": len(body), "open": len(handlers), "left": len(handlers)})
-                for handler in handlers:
-                    pipe.hset(self._key("d", seq, handler), mapping={
-                        "state": "pending", "attempt": 1, "due": received})
-            pipe.hset(self._key("ids"), mapping={
-                alert.id: seq for seq, (alert, _) in zip(seqs, plan.fresh, strict=True)})
-            for handler in handlers:
-                pipe.zadd(self._key("q", handler), {seq: int(seq) for seq in seqs})
-                pipe.zadd(self._key("due", handler), dict.fromkeys(seqs, now))
-            pipe.set(self._key("seq"), seqs[-1])
-            pipe.hincrby(self._key("totals"), "alerts", len(plan.fresh))
-            pipe.hincrby(self._key("totals"), "bytes", plan.adding)
-            pipe.sadd(self._key("handlers"), *handlers)
+            self._write_fresh(pipe, plan, handlers, now)
         pipe.eval(_EVICT, 2, touch, ep, plan.keep)
+
+    def _write_fresh(self, pipe: Pipeline, plan: _Plan, handlers: Sequence[str],
+                     now: float) -> None:
+        """Queue the fresh alerts' writes: each alert, its deliveries, the queues, the
+        counters."""
+        received = repr(now)
+        seqs = [str(plan.first_seq + i) for i in range(len(plan.fresh))]
+        for seq, (alert, body) in zip(seqs, plan.fresh, strict=True):
+            pipe.hset(self._key("a", seq), mapping={
+                "id": alert.id, "received": received, "payload": body,
+                "bytes": len(body), "open": len(handlers), "left": len(handlers)})
+            for handler in handlers:
+                pipe.hset(self._key("d", seq, handler), mapping={
+                    "state": "pending", "attempt": 1, "due": received})
+        pipe.hset(self._key("ids"), mapping={
+            alert.id: seq for seq, (alert, _) in zip(seqs, plan.fresh, strict=True)})
+        for handler in handlers:
+            pipe.zadd(self._key("q", handler), {seq: int(seq) for seq in seqs})
+            pipe.zadd(self._key("due", handler), dict.fromkeys(seqs, now))
+        pipe.set(self._key("seq"), seqs[-1])
+        pipe.hincrby(self._key("totals"), "alerts", len(plan.fresh))
+        pipe.hincrby(self._key("totals"), "bytes", plan.adding)
+        pipe.sadd(self._key("handlers"), *handlers)
 
     # -- the delivery loop's side ----------------------------------------------------------
 
