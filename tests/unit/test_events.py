@@ -47,7 +47,8 @@ def test_unsubscribe_stops_delivery_and_is_idempotent() -> None:
     stop()
     stop()
     publisher.publish(2)
-    assert seen == [1] and not publisher.has_subscribers
+    assert seen == [1]
+    assert not publisher.has_subscribers
 
 
 def test_a_raising_subscriber_goes_to_the_sink_and_the_others_still_run(
@@ -62,7 +63,8 @@ def test_a_raising_subscriber_goes_to_the_sink_and_the_others_still_run(
     publisher.subscribe(broken)
     publisher.subscribe(seen.append)
     publisher.publish(7)
-    assert seen == [7] and sink == [("p", "int")]
+    assert seen == [7]
+    assert sink == [("p", "int")]
 
 
 def test_a_raising_sink_falls_back_to_stdlib_logging(caplog: pytest.LogCaptureFixture) -> None:

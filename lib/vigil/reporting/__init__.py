@@ -17,12 +17,12 @@ that knows both (see tests/unit/test_layering.py).
 
 from __future__ import annotations
 
-from vigil.error_handling.breaker.driver import CircuitBreaker
-from vigil.error_handling.recovery import ErrorRecoveryManager
-from vigil.error_handling.retry.retrier import Retrier
 import threading
 from collections.abc import Callable
 
+from vigil.error_handling.breaker.driver import CircuitBreaker
+from vigil.error_handling.recovery import ErrorRecoveryManager
+from vigil.error_handling.retry.retrier import Retrier
 from vigil.events import set_failure_sink
 from vigil.reporting.breakers import attach_breaker
 from vigil.reporting.failures import report_failure

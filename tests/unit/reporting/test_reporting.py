@@ -70,7 +70,8 @@ def test_a_user_attachment_sees_each_breaker_when_named_before_its_first_call() 
         fetch()
     finally:
         detach()
-    assert len(seen) == 1 and seen[0].registry is registry
+    assert len(seen) == 1
+    assert seen[0].registry is registry
 
 
 def test_a_user_can_count_calls_beside_vigils_counter() -> None:
@@ -131,7 +132,8 @@ def test_a_failing_alert_never_reaches_handle_errors_caller() -> None:
             action = manager.handle_error(ValueError("bad"), "system", "critical", "Svc", "run")
     assert action.action_type.value == "abort"
     [event] = events.of_type(ErrorHandled)
-    assert event.alert and event.record.component == "Svc"
+    assert event.alert
+    assert event.record.component == "Svc"
     reader = MetricReader(registry)
     assert reader.value("vigil_errors_total", category="system", severity="critical",
                         component="Svc") == 1

@@ -4,17 +4,20 @@ while the generator's own code runs.
 Generators share their consumer's context, so holding the span across a ``yield`` would make the
 consumer's own work a child of the generator. The entry is started without becoming current
 (``_start(enter=False)``) and each step of the inner generator (made, sent to, thrown into,
-closed) runs with its span attached. It ends with the tracer's one ``_end``, from the first
-``next`` to exhaustion, an exception, or ``close`` (a success).
+closed) runs with its span attached. It ends with the tracer's one ``_end`` (through
+:class:`_Ending`, a ``with`` around the whole iteration: its cost is nothing beside a
+generator's), from the first ``next`` to exhaustion, an exception, or ``close`` (a success).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from types import TracebackType
 from typing import Any, TypeVar
 
 from vigil.monitoring import context as _context
 from vigil.monitoring.context import SpanContext
+from vigil.monitoring.tracing.entry import Entry
 from vigil.monitoring.tracing.shared import shared_tracer
 from vigil.monitoring.tracing.tracer import ExecutionTracer
 
@@ -42,6 +45,22 @@ async def _awaited_in(span: SpanContext, step: Awaitable[T]) -> T:
         return await step
     finally:
         _detach(token)
+
+
+class _Ending:
+    """Ends ``entry`` when the block leaves: ``_end(entry, the exception or None)``."""
+
+    __slots__ = ("_entry", "_tracer")
+
+    def __init__(self, tracer: ExecutionTracer, entry: Entry) -> None:
+        self._tracer, self._entry = tracer, entry
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._tracer._end(self._entry, exc)
 
 
 class InSpan(Generator[Any, Any, Any]):
@@ -76,13 +95,8 @@ def trace_generator(fn: Callable[..., Generator[Any, Any, Any]], component: str,
         used = tracer if tracer is not None else shared_tracer()
         entry = used._start(component, operation, metadata)
         span = entry.span
-        try:
-            result = yield from InSpan(_in_span(span, fn, *args, **kwargs), span)
-        except BaseException as exc:
-            used._end(entry, exc)
-            raise
-        used._end(entry, None)
-        return result
+        with _Ending(used, entry):
+            return (yield from InSpan(_in_span(span, fn, *args, **kwargs), span))
 
     return traced
 
@@ -96,7 +110,7 @@ def trace_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], component
         used = tracer if tracer is not None else shared_tracer()
         entry = used._start(component, operation, metadata)
         span = entry.span
-        try:
+        with _Ending(used, entry):
             # There is no ``yield from`` for async generators: each step is forwarded by hand.
             inner = _in_span(span, fn, *args, **kwargs)
             step: Awaitable[Any] = inner.asend(None)
@@ -112,9 +126,5 @@ def trace_async_generator(fn: Callable[..., AsyncGenerator[Any, Any]], component
                     raise
                 except BaseException as exc:
                     step = inner.athrow(exc)
-        except BaseException as exc:
-            used._end(entry, exc)
-            raise
-        used._end(entry, None)
 
     return traced
