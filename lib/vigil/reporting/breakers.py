@@ -31,6 +31,7 @@ from vigil.error_handling.breaker.events import (
     CallRejected,
     FailureRateExceeded,
     NamedBreaker,
+    PredicateFailed,
     SlowCallRateExceeded,
     StateTransition,
 )
@@ -129,13 +130,19 @@ class Reporter:
 
     def log(self, event: BreakerEvent) -> None:
         """Log subscriber: one line per transition (WARNING when it starts refusing calls,
-        INFO otherwise) and a WARNING per exceeded rate."""
+        INFO otherwise), a WARNING per exceeded rate, an ERROR per raising predicate (with
+        its traceback: the event comes inside the ``except``)."""
         if isinstance(event, StateTransition):
             write = self._logger.warning if event.to_state in _REFUSING else self._logger.info
             write(f"circuit breaker '{event.breaker}' {event.from_state.value} -> "
                   f"{event.to_state.value}: {event.reason}",
                   metadata={"breaker": event.breaker, "from_state": event.from_state.value,
                             "to_state": event.to_state.value, "reason": event.reason})
+        elif isinstance(event, PredicateFailed):
+            field = "exception" if event.predicate == "expected_exception" else "result_type"
+            self._logger.error(
+                f"circuit breaker {event.predicate} predicate raised; counting a failure",
+                metadata={"breaker": event.breaker, field: event.subject})
         elif isinstance(event, FailureRateExceeded | SlowCallRateExceeded):
             kind = "failure" if isinstance(event, FailureRateExceeded) else "slow"
             what = "failure rate" if kind == "failure" else "slow call rate"

@@ -21,6 +21,7 @@ from vigil.error_handling.breaker import (
     CircuitBreaker,
     CircuitState,
     FailureRateExceeded,
+    PredicateFailed,
     SlowCallRateExceeded,
     StateTransition,
 )
@@ -195,6 +196,22 @@ def test_a_raising_result_predicate_counts_a_failure_and_is_logged(
     assert (line["level"], line["metadata"]) == ("ERROR", {"breaker": "svc",
                                                            "result_type": "int"})
     assert "failure_on_result predicate raised" in line["message"]
+    assert line["exception"]["type"] == "TypeError"  # published inside the except
+
+
+def test_a_raising_predicate_is_a_predicate_failed_event(make: Callable[..., Rig]) -> None:
+    """Both predicates publish PredicateFailed on cb.events, naming what they judged."""
+    def broken(value: object) -> bool:
+        raise TypeError("predicate bug")
+
+    rig = make(failure_on_result=broken, expected_exception=broken)
+    with capture_events(rig.breaker.events) as events:
+        rig.breaker.call(ok, 7)
+        with pytest.raises(KeyError):
+            rig.breaker.call(raise_, KeyError("k"))
+    assert events.of_type(PredicateFailed) == [
+        PredicateFailed("svc", "failure_on_result", "int"),
+        PredicateFailed("svc", "expected_exception", "KeyError")]
 
 
 @pytest.mark.parametrize("where", ["failure_on_result", "expected_exception"])

@@ -125,7 +125,8 @@ path) is U+FFFD in :attr:`CircuitBreaker.name`, the metrics, the log lines and t
 **Events.** :attr:`CircuitBreaker.events` publishes :class:`StateTransition`,
 :class:`CallRejected`, :class:`FailureRateExceeded` and :class:`SlowCallRateExceeded` (the
 rate, the threshold and the calls judged; published just before the transition they cause, or
-in ``METRICS_ONLY`` once each time the rate reaches its threshold);
+in ``METRICS_ONLY`` once each time the rate reaches its threshold) and :class:`PredicateFailed`
+(a predicate of ``expected_exception`` or ``failure_on_result`` raised);
 :attr:`CircuitBreaker.call_events` publishes one :class:`CallOutcome` per call that ran, built
 only while someone subscribes (the success path stays cheap). vigil.reporting subscribes the
 metrics, a JSON log line per transition (WARNING when it starts rejecting: OPEN or FORCED_OPEN;
@@ -146,6 +147,7 @@ from vigil.error_handling.breaker.events import (
     CallRejected,
     FailureRateExceeded,
     NamedBreaker,
+    PredicateFailed,
     SlowCallRateExceeded,
     StateTransition,
 )
@@ -169,6 +171,7 @@ __all__ = [
     "NamedBreaker",
     "OUTCOMES",
     "Outcome",
+    "PredicateFailed",
     "Protection",
     "SlidingWindowType",
     "SlowCallRateExceeded",

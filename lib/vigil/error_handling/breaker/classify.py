@@ -1,6 +1,7 @@
 """What counts as a failure: ``expected_exception`` for exceptions, ``failure_on_result`` for
-returned values. Validated on construction; a predicate that raises is logged and counted as a
-failure (erring on the side of protecting the service), never hides the call's own outcome.
+returned values. Validated on construction; a predicate that raises is counted as a failure
+(erring on the side of protecting the service) and reported as a :class:`PredicateFailed` event
+(vigil.reporting logs it), never hides the call's own outcome.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeAlias, cast
 
 from vigil.config import ConfigError
-from vigil.monitoring.logger_protocol import Logger
+from vigil.error_handling.breaker.events import PredicateFailed
 
 __all__ = ["ExpectedException", "FailureRule", "describe"]
 
@@ -32,10 +33,10 @@ class FailureRule:
     """Classifies a finished call: :meth:`is_failure` for an exception it raised,
     :meth:`is_bad_result` for a value it returned (only when ``on_result`` is set)."""
 
-    __slots__ = ("_logger", "_predicate", "_types", "on_result")
+    __slots__ = ("_predicate", "_report", "_types", "on_result")
 
     def __init__(self, expected_exception: object, failure_on_result: object,
-                 logger: Logger) -> None:
+                 report: Callable[[PredicateFailed], object]) -> None:
         self._types, self._predicate = _expected_rule(expected_exception)
         self.on_result: Callable[[Any], object] | None
         if failure_on_result is None:
@@ -46,7 +47,7 @@ class FailureRule:
             raise ConfigError("failure_on_result", failure_on_result,
                               "must be a predicate taking the returned value and returning a "
                               "bool (or None)")
-        self._logger = logger
+        self._report = report  # called inside the except, so a log line gets the traceback
 
     def is_failure(self, exc: BaseException, breaker: str) -> bool:
         """Whether ``exc`` counts as a failure. Only ``Exception``s can (interrupts and
@@ -64,9 +65,8 @@ class FailureRule:
         except Exception:
             # A broken predicate must not hide the call's own exception; counting the call as
             # a failure errs on the side of protecting the service.
-            self._logger.error(
-                "circuit breaker expected_exception predicate raised; counting a failure",
-                metadata={"breaker": breaker, "exception": type(exc).__qualname__})
+            self._report(PredicateFailed(breaker, "expected_exception",
+                                         type(exc).__qualname__))
             return True
 
     def is_bad_result(self, result: object, breaker: str) -> bool:
@@ -78,9 +78,8 @@ class FailureRule:
         try:
             return bool(predicate(result))
         except Exception:
-            self._logger.error(
-                "circuit breaker failure_on_result predicate raised; counting a failure",
-                metadata={"breaker": breaker, "result_type": type(result).__qualname__})
+            self._report(PredicateFailed(breaker, "failure_on_result",
+                                         type(result).__qualname__))
             return True
 
     def describe(self) -> dict[str, str | None]:

@@ -34,6 +34,7 @@ from vigil.error_handling.breaker.events import (
     CallOutcome,
     CallRejected,
     NamedBreaker,
+    PredicateFailed,
 )
 from vigil.error_handling.breaker.machine import BreakerStateMachine
 from vigil.error_handling.breaker.policy import BreakerOptions, BreakerPolicy, check_positive
@@ -48,7 +49,6 @@ from vigil.error_handling.errors import CircuitOpenError
 from vigil.events import EventPublisher, Hook, ReportTo
 from vigil.monitoring import instruments
 from vigil.monitoring.logger_protocol import Logger
-from vigil.monitoring.logs import shared_logger
 from vigil.text import safe_text
 
 __all__ = ["CircuitBreaker"]
@@ -73,7 +73,7 @@ class CircuitBreaker:
     """
 
     __slots__ = ("__weakref__", "_bind_lock", "_call_events", "_clock", "_core", "_counters",
-                 "_events", "_fallback", "_forked", "_logger", "_name", "_now", "_registry",
+                 "_events", "_fallback", "_forked", "_name", "_now", "_registry",
                  "_rule", "policy", "report_to")
 
     named: ClassVar[Hook[NamedBreaker]] = Hook("circuit_breaker")
@@ -98,9 +98,7 @@ class CircuitBreaker:
                  **settings: Unpack[BreakerOptions]) -> None:
         self.policy = BreakerPolicy.from_config(
             failure_threshold=failure_threshold, recovery_timeout=recovery_timeout, **settings)
-        self._logger: Logger = logger if logger is not None \
-            else shared_logger("vigil.circuit_breaker")
-        self._rule = FailureRule(expected_exception, failure_on_result, self._logger)
+        self._rule = FailureRule(expected_exception, failure_on_result, self._predicate_failed)
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ConfigError("name", name, "must be a non-empty string (or None)")
         if fallback is not None and not callable(fallback):
@@ -284,6 +282,10 @@ class CircuitBreaker:
         self._counters[outcome]()
         if self._call_events.has_subscribers:
             self._call_events.publish(CallOutcome(core.name, outcome, duration))
+
+    def _predicate_failed(self, event: PredicateFailed) -> None:
+        """A predicate of the failure rule raised (the breaker is bound: a call is running)."""
+        self._events.publish(event)
 
     def _substitute(self, rejection: CallRejected) -> Callable[..., Any]:
         """The fallback to call instead, or raise CircuitOpenError when there is none."""

@@ -1,8 +1,9 @@
 """What a breaker publishes: frozen event records, built by the state machine and the driver.
 
 ``cb.events`` carries :class:`StateTransition`, :class:`CallRejected`,
-:class:`FailureRateExceeded` and :class:`SlowCallRateExceeded`; ``cb.call_events`` carries one
-:class:`CallOutcome` per call that ran. Times (``at``) are the breaker clock's monotonic seconds.
+:class:`FailureRateExceeded`, :class:`SlowCallRateExceeded` and :class:`PredicateFailed`;
+``cb.call_events`` carries one :class:`CallOutcome` per call that ran. Times (``at``) are the
+breaker clock's monotonic seconds.
 
 :class:`NamedBreaker` is what a breaker announces on ``CircuitBreaker.named`` (a
 :class:`vigil.events.Hook`) when it is named: everything a reporter attaches to.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 from prometheus_client import CollectorRegistry
 
@@ -25,6 +26,7 @@ __all__ = [
     "CallRejected",
     "FailureRateExceeded",
     "NamedBreaker",
+    "PredicateFailed",
     "RateExceeded",
     "SlowCallRateExceeded",
     "StateTransition",
@@ -96,8 +98,20 @@ class SlowCallRateExceeded(RateExceeded):
     :class:`FailureRateExceeded` is."""
 
 
+@dataclass(frozen=True, slots=True)
+class PredicateFailed:
+    """A user predicate raised while judging a call (``expected_exception`` given as a
+    function, or ``failure_on_result``); the call was counted as a failure. ``subject`` is the
+    class name of what it was judging (the exception, or the returned value). Published inside
+    the ``except`` that caught it: a subscriber that logs gets the traceback."""
+
+    breaker: str
+    predicate: Literal["expected_exception", "failure_on_result"]
+    subject: str
+
+
 BreakerEvent: TypeAlias = (StateTransition | CallRejected | CallOutcome | FailureRateExceeded
-                           | SlowCallRateExceeded)
+                           | SlowCallRateExceeded | PredicateFailed)
 
 
 @dataclass(frozen=True, slots=True)
