@@ -1,5 +1,6 @@
 """What the breaker tests share: a breaker wired to its own registry, fake clock, alert manager
-and log buffer, and the little functions they call through it."""
+and log capture (vigil.testing's FakeClock, LogCapture, MetricReader), and the little functions
+they call through it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from vigil.error_handling.breaker import CircuitBreaker
 from vigil.monitoring.alerts import AlertManager
 from vigil.monitoring.logs import StructuredLogger
-from vigil.testing import FakeClock
+from vigil.testing import FakeClock, LogCapture, MetricReader
 
 WAIT = 5.0  # real seconds a test waits for other threads before failing (never slept)
 STATES = ("CLOSED", "OPEN", "HALF_OPEN", "DISABLED", "METRICS_ONLY", "FORCED_OPEN")
@@ -37,9 +38,8 @@ class Rig:
         return self.registry.get_sample_value(name, labels)
 
     def calls(self, outcome: str) -> float:
-        value = self.sample("vigil_circuit_breaker_calls_total",
-                            breaker=self.breaker.name, outcome=outcome)
-        return value or 0.0
+        return MetricReader(self.registry).value("vigil_circuit_breaker_calls_total",
+                                                 breaker=self.breaker.name, outcome=outcome)
 
     def all_calls(self) -> dict[str, float]:
         """Every outcome's count (the metrics' view, to compare with snapshot()["calls"])."""
@@ -53,9 +53,9 @@ class Rig:
         return [self.gauge(state) for state in STATES]
 
     def transitions(self, from_state: str, to_state: str) -> float:
-        value = self.sample("vigil_circuit_breaker_transitions_total", breaker=self.breaker.name,
-                            from_state=from_state, to_state=to_state)
-        return value or 0.0
+        return MetricReader(self.registry).value(
+            "vigil_circuit_breaker_transitions_total", breaker=self.breaker.name,
+            from_state=from_state, to_state=to_state)
 
     def exceeded(self, rate: str) -> float | None:
         return self.sample("vigil_circuit_breaker_rate_exceeded_total",
@@ -74,8 +74,9 @@ def rigs() -> Iterator[Callable[..., Rig]]:
         registry, clock = CollectorRegistry(), FakeClock()
         alerts = AlertManager(registry=registry, clock=clock)
         managers.append(alerts)
-        stream = io.StringIO()
-        logger = StructuredLogger("vigil.circuit_breaker", registry=registry, stream=stream)
+        capture = LogCapture()
+        stream = capture.stream
+        logger = capture.logger("vigil.circuit_breaker", registry=registry)
         kwargs.setdefault("name", "svc")
         breaker = CircuitBreaker(clock=clock, registry=registry, alert_manager=alerts,
                                  logger=logger, **kwargs)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import io
 import random
 import threading
 from collections.abc import Callable, Iterable
@@ -32,9 +31,8 @@ from vigil.error_handling.retry import (
     retrying,
     with_retry,
 )
-from vigil.monitoring.logs import StructuredLogger
 from vigil.monitoring.metrics import performance_monitor
-from vigil.testing import FakeClock
+from vigil.testing import FakeClock, LogCapture
 
 OUTCOMES = ("success_first_try", "success_after_retry", "failure_after_retry",
             "failure_without_retry")
@@ -47,8 +45,9 @@ class Rig:
         self.registry = CollectorRegistry()
         self.clock = FakeClock()
         self.rng = random.Random(seed)
-        self.stream = io.StringIO()
-        self.logger = StructuredLogger("vigil.retry", registry=self.registry, stream=self.stream)
+        self.logs = LogCapture()
+        self.stream = self.logs.stream
+        self.logger = self.logs.logger("vigil.retry", registry=self.registry)
 
     def retry(self, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return with_retry(**self.options(kwargs))
