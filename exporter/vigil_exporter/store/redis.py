@@ -97,6 +97,14 @@ _TEXT = ("utf-8", "surrogatepass")  # how strings are stored (a payload may hold
 _PRELUDE = """
 local P = ARGV[1]
 local function dkey(seq, handler) return P .. ':d:' .. seq .. ':' .. handler end
+-- The delivery a finishing call names (KEYS[1] ids, ARGV[2] alert id, ARGV[3] handler): its
+-- seq, key and {state, owner}; nil when the alert id is unknown.
+local function delivery()
+  local seq = redis.call('HGET', KEYS[1], ARGV[2])
+  if not seq then return nil end
+  local dk = dkey(seq, ARGV[3])
+  return seq, dk, redis.call('HMGET', dk, 'state', 'owner')
+end
 local function akey(seq) return P .. ':a:' .. seq end
 local function split(ref)
   local at = string.find(ref, ':', 1, true)
@@ -191,11 +199,9 @@ return {a[1], a[2], a[3], d[3]}
 
 # KEYS: ids. ARGV: P, alert id, handler.
 _COMPLETE = _PRELUDE + """
-local seq = redis.call('HGET', KEYS[1], ARGV[2])
+local seq, dk, d = delivery()
 if not seq then return 0 end
 local handler = ARGV[3]
-local dk = dkey(seq, handler)
-local d = redis.call('HMGET', dk, 'state', 'owner')
 if not d[1] or d[1] == 'dead' then return 0 end
 if d[1] == 'running' then unhold(seq, handler, d[2]) else unqueue(seq, handler) end
 redis.call('DEL', dk)
@@ -206,11 +212,9 @@ return 1
 
 # KEYS: ids. ARGV: P, alert id, handler, due, error.
 _RETRY = _PRELUDE + """
-local seq = redis.call('HGET', KEYS[1], ARGV[2])
+local seq, dk, d = delivery()
 if not seq then return 0 end
 local handler = ARGV[3]
-local dk = dkey(seq, handler)
-local d = redis.call('HMGET', dk, 'state', 'owner')
 if d[1] ~= 'running' then return 0 end
 unhold(seq, handler, d[2])
 enqueue(seq, handler, ARGV[4])
@@ -223,11 +227,9 @@ return 1
 # KEYS: ids, dead. ARGV: P, alert id, handler, error, now, dead_letter_limit.
 # Returns how many old dead letters were discarded.
 _DEAD_LETTER = _PRELUDE + """
-local seq = redis.call('HGET', KEYS[1], ARGV[2])
+local seq, dk, d = delivery()
 if not seq then return 0 end
 local handler = ARGV[3]
-local dk = dkey(seq, handler)
-local d = redis.call('HMGET', dk, 'state', 'owner')
 if d[1] == 'running' then
   unhold(seq, handler, d[2])
   redis.call('HSET', dk, 'state', 'dead', 'error', ARGV[4], 'failed', ARGV[5])
