@@ -99,3 +99,33 @@ def test_every_gauge_row_says_how_workers_combine() -> None:
                    if not any(row.startswith(f"| `{name}` | gauge |") and f"| `{mode}` |" in row
                               for row in rows))
     assert wrong == []
+
+
+def test_the_subscriber_example_sees_every_breaker_the_process_creates(tmp_path: Path) -> None:
+    """README "Reporting through your own subscribers": the attached function hears a breaker
+    built after it (here one that opens), and detach() stops it hearing later ones."""
+    section = README.split("### Reporting through your own subscribers", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    script = tmp_path / "subscribers.py"
+    script.write_text(block.group(1) + (
+        "cb = CircuitBreaker(failure_threshold=1, name='payments')\n"
+        "try:\n"
+        "    cb.call(lambda: 1 / 0)\n"
+        "except ZeroDivisionError:\n"
+        "    pass\n"
+        "detach()\n"
+        "later = CircuitBreaker(failure_threshold=1, name='later')\n"
+        "try:\n"
+        "    later.call(lambda: 1 / 0)\n"
+        "except ZeroDivisionError:\n"
+        "    pass\n"), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    printed = [line for line in lines if not line.startswith("{")]  # vigil's JSON log lines
+    assert printed == ["payments StateTransition"], result.stdout
+    # vigil's own reporting still hears the later breaker.
+    assert any("'later' CLOSED -> OPEN" in line for line in lines), result.stdout
