@@ -79,7 +79,7 @@ if TYPE_CHECKING:
 else:
     __getattr__ = forwarding(__name__, {
         "alert_manager": "vigil.monitoring.alerts",
-        "error_recovery_manager": "vigil.error_handling.recovery.manager",
+        "error_recovery_manager": "vigil.error_handling.recovery",
         "execution_tracer": "vigil.monitoring.tracing",
         "performance_monitor": "vigil.monitoring.metrics",
     }, moved={

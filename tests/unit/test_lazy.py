@@ -149,6 +149,24 @@ def test_the_packages_reexport_the_shared_objects_of_their_modules() -> None:
         is recovery.error_recovery_manager
 
 
+@pytest.mark.parametrize(("home", "name", "top"), [
+    ("vigil.monitoring.alerts", "alert_manager", ("vigil", "vigil.monitoring")),
+    ("vigil.monitoring.metrics", "performance_monitor", ("vigil", "vigil.monitoring")),
+    ("vigil.monitoring.tracing", "execution_tracer", ("vigil", "vigil.monitoring")),
+    ("vigil.error_handling.recovery", "error_recovery_manager",
+     ("vigil", "vigil.error_handling")),
+])
+def test_a_shared_object_replaced_in_its_package_is_seen_through_every_package(
+        monkeypatch: pytest.MonkeyPatch, home: str, name: str, top: tuple[str, ...]) -> None:
+    """monkeypatch.setattr(<its package>, name, X): vigil and the subpackage answer X too."""
+    import importlib
+
+    replacement = object()
+    monkeypatch.setattr(importlib.import_module(home), name, replacement)
+    for package in top:
+        assert getattr(importlib.import_module(package), name) is replacement, package
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_child_forked_while_the_lock_is_held_can_still_build(fake_module: Any) -> None:
     """The docstring's promise: a child forked while another thread of the parent holds the

@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from vigil.error_handling.recovery import error_recovery_manager
 else:
     __getattr__ = forwarding(__name__, {
-        "error_recovery_manager": "vigil.error_handling.recovery.manager"})
+        "error_recovery_manager": "vigil.error_handling.recovery"})
 
 __all__ = [
     "AgentExecutionErrorHandler",

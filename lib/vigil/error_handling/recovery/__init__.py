@@ -71,7 +71,7 @@ in an ``os.fsdecode``-d file name, becomes U+FFFD; an error whose ``__str__`` ra
 
 from typing import TYPE_CHECKING
 
-from vigil._lazy import forwarding
+from vigil._lazy import shared_objects
 from vigil.error_handling.recovery.categories import (
     Category,
     CustomCategory,
@@ -80,7 +80,7 @@ from vigil.error_handling.recovery.categories import (
     RecoveryActionType,
 )
 from vigil.error_handling.recovery.events import ErrorHandled, ErrorRecord, NamedRecovery
-from vigil.error_handling.recovery.manager import ErrorRecoveryManager
+from vigil.error_handling.recovery.manager import ErrorRecoveryManager, build_shared_manager
 from vigil.error_handling.recovery.policy import (
     DEFAULT_POLICY,
     RecoveryAction,
@@ -88,12 +88,13 @@ from vigil.error_handling.recovery.policy import (
     is_transient,
 )
 
-# The shared manager is built on first use, in its own module (see vigil._lazy).
-if TYPE_CHECKING:
-    from vigil.error_handling.recovery.manager import error_recovery_manager
-else:
-    __getattr__ = forwarding(__name__, {
-        "error_recovery_manager": "vigil.error_handling.recovery.manager"})
+error_recovery_manager: ErrorRecoveryManager
+"""The seed's process-wide manager; built on first use (see :mod:`vigil._lazy`), then a plain
+global of this package: ``monkeypatch.setattr(recovery, "error_recovery_manager", ...)`` is
+what ``vigil.error_recovery_manager`` and the seed's handlers answer."""
+
+if not TYPE_CHECKING:
+    __getattr__ = shared_objects(__name__, {"error_recovery_manager": build_shared_manager})
 
 __all__ = [
     "Category",

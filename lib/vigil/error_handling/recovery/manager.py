@@ -1,18 +1,18 @@
 """The manager: :class:`ErrorRecoveryManager` decides with its policy, keeps the bounded
 history, the fallbacks and one breaker per name, and publishes an :class:`ErrorHandled` per
-handled error (vigil.reporting counts, logs and alerts them); the shared
-``error_recovery_manager``, built on first use."""
+handled error (vigil.reporting counts, logs and alerts them); and the factory of the shared
+``error_recovery_manager``, which lives in the package (built on first use there, so that
+replacing it there is seen everywhere)."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry
 
-from vigil._lazy import shared_objects
 from vigil.clock import SYSTEM_CLOCK, Clock, format_rfc3339
 from vigil.config import VigilConfig, get_config, on_configure, with_arguments
 from vigil.error_handling.breaker import CircuitBreaker
@@ -34,7 +34,7 @@ from vigil.monitoring.context import current_span
 from vigil.monitoring.logger_protocol import Logger
 from vigil.text import safe_text
 
-__all__ = ["ErrorRecoveryManager", "error_recovery_manager"]
+__all__ = ["ErrorRecoveryManager", "build_shared_manager"]
 
 
 class ErrorRecoveryManager:
@@ -260,15 +260,9 @@ class ErrorRecoveryManager:
                 self._history = deque(self._history, maxlen=settings.history_size)
 
 
-def _build_shared_manager() -> ErrorRecoveryManager:
+def build_shared_manager() -> ErrorRecoveryManager:
+    """The shared manager's factory (the package builds it on first use): one that follows
+    ``configure()``."""
     manager = ErrorRecoveryManager()
     on_configure(manager.reconfigure)
     return manager
-
-
-error_recovery_manager: ErrorRecoveryManager
-"""The seed's process-wide manager; built on first use (see :mod:`vigil._lazy`)."""
-
-if not TYPE_CHECKING:
-    __getattr__ = shared_objects(__name__, {"error_recovery_manager": _build_shared_manager})
-
