@@ -169,6 +169,9 @@ def first_try_rows(budget: Budget, old: ModuleType | None, old_label: str) -> li
 
 
 def _sync_loop(attempts: Any, fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``for attempt in attempts: with attempt: fn()``: the same loop for vigil's retrying()
+    and tenacity's Retrying."""
+
     def run() -> Any:
         for attempt in attempts:
             with attempt:
@@ -184,16 +187,6 @@ def _sync_loop_result(attempts: Any, fn: Callable[[], Any]) -> Callable[[], Any]
             with attempt:
                 attempt.set_result(fn())
         return attempt.result
-
-    return run
-
-
-def _tenacity_loop(attempts: Any, fn: Callable[[], Any]) -> Callable[[], Any]:
-    def run() -> Any:
-        for attempt in attempts:
-            with attempt:
-                result = fn()
-        return result
 
     return run
 
@@ -273,7 +266,7 @@ def option_subjects(clock: Any, registry: CollectorRegistry, logger: Any,
                                    | tenacity.retry_if_result(_is_none))(rejected()),
         "max_time": t_retry(stop=tenacity.stop_after_attempt(3)
                             | tenacity.stop_after_delay(60))(flaky()),
-        "retrying()": _tenacity_loop(tenacity.Retrying(
+        "retrying()": _sync_loop(tenacity.Retrying(
             stop=tenacity.stop_after_attempt(3), retry=tenacity.retry_if_exception_type(OSError),
             wait=tenacity.wait_exponential(), reraise=True, sleep=clock.sleep), flaky()),
         "retrying(retry_if_result)": _tenacity_loop_result(tenacity.Retrying(

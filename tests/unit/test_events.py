@@ -120,6 +120,16 @@ def test_a_raising_attached_function_fails_the_announcement() -> None:
         hook.announce("x")
 
 
-def test_report_to_defaults_to_the_shared_destinations() -> None:
-    """ReportTo() is all None: the shared registry, logger and alert manager."""
-    assert ReportTo() == ReportTo(None, None, None)
+def test_components_carry_what_they_were_given_for_the_reporting() -> None:
+    """A breaker's and a retrier's ReportTo hold the registry and logger they were given, and
+    None (the shared default) for what they were not."""
+    from prometheus_client import CollectorRegistry
+
+    from vigil.error_handling.breaker import CircuitBreaker
+    from vigil.error_handling.retry import Retrier
+    from vigil.testing import LogCapture
+
+    registry, logger = CollectorRegistry(), LogCapture().logger("mine")
+    assert CircuitBreaker(name="given", registry=registry).report_to == \
+        ReportTo(registry, None, None)
+    assert Retrier(operation="given", logger=logger).report_to == ReportTo(None, logger, None)

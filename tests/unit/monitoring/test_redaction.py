@@ -85,3 +85,13 @@ def test_needles_given_in_any_case_still_match() -> None:
     """A tuple of needles not in lower case is lowered: 'Password' redacts db_password."""
     out = redact({"db_password": "p", "API-Token": "t", "n": 1}, ("Password", "TOKEN"))
     assert out == {"db_password": REDACTED, "API-Token": REDACTED, "n": 1}
+
+
+def test_alternating_tuples_of_needles_each_get_their_own_lowering() -> None:
+    """The remembered lowering belongs to one tuple: another tuple in between never borrows it."""
+    first, second = ("Password",), ("TOKEN",)
+    entry = {"password": "p", "token": "t"}
+    for _ in range(2):
+        assert redact(entry, first) == {"password": REDACTED, "token": "t"}
+        assert redact(entry, second) == {"password": "p", "token": REDACTED}
+    assert redact(entry, ["PassWord"]) == {"password": REDACTED, "token": "t"}

@@ -73,30 +73,33 @@ def redact(value: Any, keys: Iterable[str], _depth: int = 0) -> Any:
     are kept as they are and written as their ``str()``: do not put secrets in them. The
     caller's objects are never modified.
     """
-    needles = _lowered(keys)
-    if _depth > _MAX_REDACT_DEPTH:
+    return _redact(value, _lowered(keys), _depth)
+
+
+def _redact(value: Any, needles: tuple[str, ...], depth: int) -> Any:
+    """:func:`redact` with its needles already lowered (every recursive call comes here)."""
+    if depth > _MAX_REDACT_DEPTH:
         return TOO_DEEP
     if type(value) is dict:  # a plain dict, the usual metadata, skips the checks of the rest
-        return _redact_mapping(value, needles, _depth)
-    return _redact_other(value, needles, _depth)
+        return _redact_mapping(value, needles, depth)
+    return _redact_other(value, needles, depth)
 
 
-# The lower-case form of each tuple of needles seen (the formatter's and every recursive
-# call's come back each line): one dict lookup instead of lowering per call. Bounded.
-_lowered_needles: dict[tuple[str, ...], tuple[str, ...]] = {}
+# The last tuple of needles lowered and its lower-case form: the formatter passes the same
+# tuple object on every line, so an identity test answers (one pair, swapped atomically).
+_last_lowered: tuple[object, tuple[str, ...]] = ((), ())
 
 
 def _lowered(keys: Iterable[str]) -> tuple[str, ...]:
-    """``keys`` lower-cased, as a tuple (remembered for a tuple)."""
-    if isinstance(keys, tuple):
-        found = _lowered_needles.get(keys)
-        if found is not None:
-            return found
+    """``keys`` lower-cased, as a tuple (the last tuple's answer remembered; holding it keeps
+    its identity from being reused)."""
+    global _last_lowered
+    given, lowered = _last_lowered
+    if keys is given:
+        return lowered
     lowered = tuple(safe_text(k).lower() for k in keys)
     if isinstance(keys, tuple):
-        if len(_lowered_needles) >= 64:  # only a reconfiguration makes a new tuple
-            _lowered_needles.clear()
-        _lowered_needles[keys] = lowered
+        _last_lowered = (keys, lowered)
     return lowered
 
 
@@ -110,7 +113,7 @@ def _redact_other(value: Any, needles: tuple[str, ...], depth: int) -> Any:
     if isinstance(value, Mapping):
         return _redact_mapping(value, needles, depth)
     if isinstance(value, list | tuple | set | frozenset | deque):
-        return [redact(v, needles, depth + 1) for v in value]
+        return [_redact(v, needles, depth + 1) for v in value]
     return value
 
 
@@ -146,7 +149,7 @@ def _redact_mapping(value: Mapping[Any, Any], needles: tuple[str, ...], depth: i
         elif type(v) in atoms:
             out[k] = mask_credentials(v) if type(v) is str and "@" in v else v
         else:
-            out[k] = redact(v, needles, depth + 1)
+            out[k] = _redact(v, needles, depth + 1)
     return out
 
 
